@@ -18,7 +18,7 @@ numpy/pandas programs) and prints candidates/second for
   (d) (--fresh-n) the engine's own harness but in a fresh `python -I`
       process per candidate (the alternative to the fork server), on a subset,
 
-on three corpora: the mixed corpus, the same without its timing-out rows, and
+on three corpora (each timed --repeat times, interleaved, medians printed): the mixed corpus, the same without its timing-out rows, and
 the mixed corpus whose timing-out rows block (sleep / lock / event) instead of
 spinning.  Wall time and CPU time (caller + servers + candidates, so the
 numbers can be compared on a loaded machine) are printed side by side, with
@@ -265,6 +265,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="repetitions per corpus and harness (interleaved); medians are printed")
     ap.add_argument("--fresh-n", type=int, default=0,
                     help="also time (d) a fresh `python -I` per candidate on this many rows")
     a = ap.parse_args()
@@ -290,14 +292,24 @@ def main():
                ("without the timing-out rows", [r for r in rows if not r["id"].endswith("-timeout")]),
                ("mixed, timeouts sleep/block", sleeping_variant(rows))]
     summary = []
+    import statistics
     for name, rs in corpora:
-        eres, t_e, cpu_e = timed_engine(rs, a.workers)
-        pres, t_p, cpu_p = timed_paper(rs)
+        runs_e, runs_p = [], []
+        for _ in range(a.repeat):  # interleaved, so a change in machine load hits both alike
+            runs_e.append(timed_engine(rs, a.workers))
+            runs_p.append(timed_paper(rs))
+        eres, pres = runs_e[0][0], runs_p[0][0]
+        t_e = statistics.median(r[1] for r in runs_e)
+        cpu_e = statistics.median(r[2] for r in runs_e)
+        t_p = statistics.median(r[1] for r in runs_p)
+        cpu_p = statistics.median(r[2] for r in runs_p)
         n = len(rs)
+        assert all([x["status"] for x in r[0]] == [x["status"] for x in eres] for r in runs_e[1:]), \
+            "engine verdicts differ between repetitions"
         dis = [(r["id"], e["status"], p) for r, e, p in zip(rs, eres, pres) if e["passed"] != p]
         st = Counter(r["status"] for r in eres)
         spin = sum(float(r["timeout_s"]) for r in rs if r["id"].endswith("-timeout"))
-        print(f"\n== {name}: {n} candidates ==")
+        print(f"\n== {name}: {n} candidates (median of {a.repeat} interleaved runs) ==")
         print(f"  (a) gift.execute       {n / t_e:7.1f} cand/s  wall {t_e:6.2f}s  CPU {cpu_e:6.2f}s "
               f"({cpu_e / n * 1e3:.1f} ms/cand)  statuses {dict(st)}")
         print(f"  (b) paper-style harness {n / t_p:7.1f} cand/s  wall {t_p:6.2f}s  CPU {cpu_p:6.2f}s "

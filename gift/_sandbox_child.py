@@ -883,6 +883,7 @@ class Server:
     SAMPLE_S = 0.02
     IDLE_FRAC = 0.05
     IDLE_RSS = 1 << 30
+    LONG_S = 0.25  # a candidate busy for longer than this no longer holds back the next one
 
     def __init__(self):
         self.pid1 = os.getpid() == 1
@@ -1005,7 +1006,7 @@ class Server:
         c.t0 = time.monotonic()
         timeout = float(req.get("timeout", 10.0))
         c.deadline = c.t0 + timeout
-        c.hard = c.t0 + 2 * timeout + 1.0
+        c.hard = c.t0 + 3 * timeout + 1.0
         c.slot = self.free_slots.pop()
         c.uid = self.uid + c.slot if self.uid else 0
         self.seq += 1
@@ -1284,7 +1285,14 @@ class Server:
             return False
         if not self.running:
             return True
-        return all(c.idle for c in self.running.values())
+        # at most one CPU-bound candidate is started at a time; one that has been running for
+        # LONG_S (a slow or spinning program) no longer holds the queue: one short candidate may
+        # share the core with it. It loses no time by this: its deadline is extended by the time
+        # it waited for a CPU (_check_deadline), so at most two busy candidates per server
+        busy = [c for c in self.running.values() if not c.idle]
+        if not busy:
+            return True
+        return len(busy) == 1 and time.monotonic() - busy[0].t0 >= self.LONG_S
 
     def _check_deadline(self, c, now):
         """At the wall deadline: extend it by the time the candidate waited for a

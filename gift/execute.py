@@ -41,6 +41,7 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import site
 import selectors
 import subprocess
@@ -198,6 +199,24 @@ class _Server:
         if not line:
             return None
         return json.loads(line)
+
+    def death_cause(self) -> str:
+        """How the server process ended, with the tail of its stderr (for diagnostics)."""
+        rc = self.proc.poll()
+        if rc is None:
+            try:
+                rc = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                return "still running"
+        how = f"killed by {signal.Signals(-rc).name}" if rc < 0 and -rc in signal.valid_signals() else f"exit {rc}"
+        try:
+            self.errlog.seek(0, os.SEEK_END)
+            size = self.errlog.tell()
+            self.errlog.seek(max(0, size - 300))
+            tail = self.errlog.read().decode("utf-8", "replace").strip().splitlines()
+        except (OSError, ValueError):
+            tail = []
+        return how + (f": {tail[-1][:200]}" if tail else "")
 
     def _kill(self):
         try:
@@ -881,6 +900,7 @@ def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collecti
     sel = selectors.DefaultSelector()
     state: dict[_Server, dict] = {}
     retries: dict[int, int] = {}
+    solo_q: collections.deque = collections.deque()
 
     def register(s: _Server):
         os.set_blocking(s.proc.stdin.fileno(), False)
@@ -902,6 +922,18 @@ def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collecti
 
     def fill(s: _Server):
         st = state[s]
+        if solo_q:  # rows that were lost twice run alone, on a server with nothing else in flight
+            if not st["inflight"]:
+                i = solo_q.popleft()
+                st["inflight"][i] = time.monotonic()
+                st["solo"] = True
+                st["out"] += jobs[i]
+            flush(s)
+            return
+        if st.get("solo") and st["inflight"]:
+            flush(s)
+            return
+        st["solo"] = False
         while len(st["inflight"]) < s.slots + 2:
             i = next_job(s)
             if i is None:
@@ -936,21 +968,26 @@ def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collecti
                 sel.unregister(fd)
             except (KeyError, ValueError):
                 pass
+        why = f"{why}; {s.death_cause()}"
         for i in st["inflight"]:
             retries[i] = retries.get(i, 0) + 1
-            if retries[i] >= 2:
+            if retries[i] >= 3 or (st.get("solo") and retries[i] >= 2):
+                # lost even when it ran alone: this candidate is what takes the server down
                 finish(i, {"server_error": f"sandbox server died ({why}); restarted", "duration": 0.0})
+            elif retries[i] == 2:  # lost twice: run it alone, so it cannot be a bystander again
+                solo_q.append(i)
             else:  # it may have been an innocent bystander of the candidate that killed it
                 (heavy_q if s.heavy else light_q).appendleft(i)
         new = _POOL.replace(s)
         register(new)
-        fill(new)
+        for x in list(state):
+            fill(x)
 
     for s in servers:
         register(s)
     for s in servers:
         fill(s)
-    while any(st["inflight"] for st in state.values()):
+    while solo_q or any(st["inflight"] for st in state.values()):
         now = time.monotonic()
         for s, st in list(state.items()):  # a server silent for far too long is hung
             if st["inflight"] and now - st["last"] > (3 * sum(timeouts[i] for i in st["inflight"]) + 60.0):

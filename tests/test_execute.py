@@ -533,3 +533,50 @@ def test_evalplus_format_returns_outputs_without_expected():
     assert decode_value(r["outputs"][0]) == (1, {1}, complex(1, 1))
     assert decode_value(r["outputs"][2]) == (3, {3}, complex(3, 1))
     assert r["times"][0][0] >= 0 and r["times"][0][1] >= 0
+
+
+def test_a_lost_server_is_replaced_and_its_rows_rerun():
+    """The runner survives the loss of a fork server (here killed from outside, as the OOM killer
+    would): the rows that were in flight are re-run on a fresh server and get their real verdict,
+    none is reported `killed` for being a bystander."""
+    from gift import execute as ex
+    ex.shutdown()
+    rows = [{"id": f"s{i}", "format": "assert", "timeout_s": 5,
+             "code": "import time\ntime.sleep(0.4)\ndef f(): return %d" % i,
+             "tests": [f"assert f() == {i if i % 3 else -1}"]} for i in range(16)]
+    victims = []
+
+    def kill_one():
+        time.sleep(0.6)
+        s = ex._POOL.servers[0]
+        victims.append(s.proc.pid)
+        os.killpg(s.proc.pid, 9)
+    t = threading.Thread(target=kill_one)
+    t.start()
+    res = execute(rows, workers=2)
+    t.join()
+    assert victims and all(s.proc.pid not in victims for s in ex._POOL.servers)
+    assert [r["status"] for r in res] == ["failed" if i % 3 == 0 else "passed" for i in range(16)], res
+
+
+def test_server_death_cause_names_the_signal():
+    from gift import execute as ex
+    execute_one({"id": "w", "format": "assert", "code": "def f(): return 1", "tests": ["assert f() == 1"]})
+    s = ex._POOL.servers[0]
+    os.killpg(s.proc.pid, 9)
+    assert s.death_cause().startswith("killed by SIGKILL")
+    ex.shutdown()
+
+
+def test_a_spinning_candidate_does_not_hold_back_the_queue():
+    """With one server, short candidates queued behind a program that spins until its time limit
+    run while it spins (they share the core with it; its deadline is extended by the time it
+    waited for a CPU, so it is still charged only its own running time)."""
+    t_limit = time.time() + 2.0  # the spinner's own limit is 3 s
+    rows = [{"id": "spin", "format": "assert", "code": "while True:\n    pass", "tests": ["assert True"],
+             "timeout_s": 3}]
+    rows += [{"id": f"q{i}", "format": "assert", "code": "import time\nT = time.time()",
+              "tests": [f"assert T < {t_limit!r}"], "timeout_s": 5} for i in range(12)]
+    res = execute(rows, workers=1)
+    assert res[0]["status"] == "timeout" and res[0]["duration_s"] >= 3.0, res[0]
+    assert all(r["status"] == "passed" for r in res[1:]), [r for r in res[1:] if not r["passed"]]
