@@ -47,7 +47,41 @@ def errors(config: dict, schema: dict | None = None) -> list[str]:
             msgs.append(f"{where}: {e.message}")
             continue
         msgs.append(f"{where}: {e.message}")
+    if not msgs:
+        msgs += _semantic_errors(config)
     return msgs
+
+
+PLUS_DATASETS = ("mbppplus", "humanevalplus")
+
+
+def evaluator(config: dict) -> str:
+    """The evaluator of the test set: ``evalplus`` (EvalPlus-style differential testing, both the base
+    and the plus benchmark) when the test set is an MBPP+ / HumanEval+ release file, else ``tests``
+    (the problems' own tests); ``evaluation.evaluator`` overrides ``auto``."""
+    want = (config.get("evaluation") or {}).get("evaluator", "auto")
+    if want != "auto":
+        return want
+    data = config.get("data") or {}
+    test = data.get("test") or {}
+    dataset = test.get("dataset", data.get("dataset"))
+    path = str(test.get("path", data.get("path", "")))
+    return "evalplus" if dataset in PLUS_DATASETS and not path.startswith("hf:") else "tests"
+
+
+def _semantic_errors(config: dict) -> list[str]:
+    out = []
+    data = config.get("data") or {}
+    test = data.get("test") or {}
+    dataset = test.get("dataset", data.get("dataset"))
+    if (config.get("evaluation") or {}).get("evaluator") == "evalplus":
+        if dataset not in PLUS_DATASETS:
+            out.append(f"evaluation.evaluator: evalplus needs a test set with EvalPlus inputs (data.test.dataset "
+                       f"{' or '.join(PLUS_DATASETS)}), got {dataset}")
+        elif str(test.get("path", data.get("path", ""))).startswith("hf:"):
+            out.append("evaluation.evaluator: evalplus needs the EvalPlus release file (MbppPlus-<v>.jsonl[.gz] or its "
+                       "release URL) as data.test.path; the hub copy has no base_input/plus_input")
+    return out
 
 
 def check(config: dict, source: str = "config") -> None:

@@ -21,16 +21,21 @@ def main_table(score_files: list[str]):
     rows = []
     for f in score_files:
         s = read_json(f)
-        row = {"method": label(s["model"]), "problems": s["n_problems"], "pass@1 (greedy)": 100 * s["pass@1_greedy"]}
-        for key in sorted(k for k in s if k.startswith("pass@") and k != "pass@1_greedy"):
-            row[f"{key} (sampled)"] = 100 * s[key]
+        row = {"method": label(s["model"]), "problems": s["n_problems"]}
+        # EvalPlus test sets carry two benchmarks (e.g. MBPP and MBPP+): one column group each
+        groups = list(s["benchmarks"].items()) if s.get("benchmarks") else [("", s)]
+        for bench, sc in groups:
+            pre = f"{bench} " if bench else ""
+            row[f"{pre}pass@1 (greedy)"] = 100 * sc["pass@1_greedy"]
+            for key in sorted((k for k in sc if k.startswith("pass@") and k != "pass@1_greedy"), key=lambda k: int(k[5:])):
+                row[f"{pre}{key} (sampled)"] = 100 * sc[key]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def write_table(df, csv: str, md: str, tex: str | None, caption: str) -> None:
     """CSV (full precision), Markdown and LaTeX (booktabs; skipped when ``tex`` is None) of one table."""
-    fmt = {c: "{:.1f}".format for c in df.columns if c.startswith("pass@")}
+    fmt = {c: "{:.1f}".format for c in df.columns if "pass@" in c}
     with atomic_path(csv) as tmp:
         df.to_csv(tmp, index=False, float_format="%.2f")
     shown = df.copy()

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from snakemake_interface_executor_plugins.settings import ExecMode
 
-from gift.config import ConfigError, check
+from gift.config import ConfigError, check, evaluator
 from gift.locks import clear_stale_locks
 
 try:
@@ -42,15 +42,25 @@ for _name in ("seed", "test"):
     _split["path"] = _data_path(_split.get("path", config["data"]["path"]))
 
 
-def data_inputs(wildcards=None):
-    """The local data files the data rule reads (hub specs and URLs are fetched by the rule itself)."""
-    return sorted(
-        {
-            config["data"][n]["path"]
-            for n in ("seed", "test")
-            if os.path.exists(config["data"][n]["path"])
-        }
-    )
+def data_inputs(wildcards):
+    """The local data file the data rule reads for one split (hub specs and URLs are fetched by the rule)."""
+    path = config["data"][wildcards.split]["path"]
+    return [path] if os.path.exists(path) else []
+
+
+# evalplus: MBPP+ / HumanEval+ test sets scored EvalPlus's way (base and plus benchmark) against
+# expected outputs computed once by the expected_outputs step, or the problems' own tests
+EVALUATOR = evaluator(config)
+
+
+def evaluate_score_inputs(wildcards):
+    ins = {
+        "problems": f"{R}/data/test.jsonl",
+        "samples": f"{R}/eval/{wildcards.model}/samples.jsonl",
+    }
+    if EVALUATOR == "evalplus":
+        ins["expected"] = f"{R}/data/test_expected.json"
+    return ins
 
 
 T = config["gibbs"]["iterations"]
@@ -83,6 +93,7 @@ def resources_for(rule):
 
 wildcard_constraints:
     pool="gibbs|rft_rd|rft",
+    split="seed|test",
     t=r"\d+",
     method="|".join(METHODS),
     model="|".join(MODELS),

@@ -1,14 +1,16 @@
 rule data:
-    """Seed (training) problems and held-out test problems of the configured dataset."""
+    """The seed (training) problems or the held-out test problems of the configured dataset (one job per
+    split, so that changing the test set does not re-run the chain)."""
     input:
-        data_inputs(),
+        data_inputs,
     output:
-        seed=f"{R}/data/seed.jsonl",
-        test=f"{R}/data/test.jsonl",
+        f"{R}/data/{{split}}.jsonl",
     log:
-        f"{R}/logs/data.log",
+        f"{R}/logs/data/{{split}}.log",
     conda:
         ENV_CPU
+    params:
+        split=lambda wildcards: config["data"][wildcards.split],
     script:
         "../scripts/data.py"
 

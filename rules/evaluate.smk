@@ -16,11 +16,29 @@ rule evaluate_generate:
         "../scripts/evaluate_generate.py"
 
 
-rule evaluate_score:
-    """Execute every sample: per-sample verdicts, per-problem pass@k, and the model's score file."""
+rule expected_outputs:
+    """MBPP+ / HumanEval+: the canonical solutions' outputs on every base and plus input, computed once
+    per test set (all models' evaluations read this file)."""
     input:
         problems=f"{R}/data/test.jsonl",
-        samples=f"{R}/eval/{{model}}/samples.jsonl",
+    output:
+        f"{R}/data/test_expected.json",
+    log:
+        f"{R}/logs/expected_outputs.log",
+    conda:
+        ENV_CPU
+    threads: threads_for("expected_outputs")
+    resources:
+        **resources_for("expected_outputs"),
+    script:
+        "../scripts/expected_outputs.py"
+
+
+rule evaluate_score:
+    """Execute every sample: per-sample verdicts, per-problem pass@k, and the model's score file
+    (MBPP+ / HumanEval+ test sets: both benchmarks, EvalPlus's way)."""
+    input:
+        unpack(evaluate_score_inputs),
     output:
         results=f"{R}/eval/{{model}}/results.jsonl",
         per_problem=f"{R}/eval/{{model}}/per_problem.jsonl",
@@ -32,5 +50,7 @@ rule evaluate_score:
     threads: threads_for("evaluate_score")
     resources:
         **resources_for("evaluate_score"),
+    params:
+        evaluator=EVALUATOR,
     script:
         "../scripts/evaluate_score.py"

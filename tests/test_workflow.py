@@ -50,7 +50,8 @@ def test_data_and_chain_files(run):
     r = run / R
     seed = rows(r / "data/seed.jsonl")
     assert [p["task_id"] for p in seed] == ["mbpp/924", "mbpp/847", "mbpp/970"]
-    assert len(rows(r / "data/test.jsonl")) == 3
+    test = rows(r / "data/test.jsonl")
+    assert len(test) == 3 and all(p["task_id"].startswith("Mbpp/") and p["plus_input"] for p in test)  # MBPP+
     assert [d["description"] for d in rows(r / "gibbs/iter0/descriptions.jsonl")] == [p["description"] for p in seed]
     for pool in ("gibbs", "rft", "rft_rd"):
         last = {}
@@ -140,10 +141,18 @@ def test_evaluation_and_tables(run):
         assert Counter(s["mode"] for s in samples) == {"greedy": 3, "sampled": 6}
         results = rows(r / f"eval/{model}/results.jsonl")
         scores = json.loads((r / f"eval/{model}/scores.json").read_text())
-        greedy = [x["passed"] for x in results if x["mode"] == "greedy"]
-        assert scores["pass@1_greedy"] == pytest.approx(sum(greedy) / 3)
-        assert row["pass@1 (greedy)"] == pytest.approx(100 * scores["pass@1_greedy"], abs=0.01)
-        assert row["pass@2 (sampled)"] == pytest.approx(100 * scores["pass@2"], abs=0.01)
+        # the MBPP+ test set is scored EvalPlus's way: MBPP (base inputs) and MBPP+ (base + plus inputs)
+        assert scores["evaluator"] == "evalplus" and set(scores["benchmarks"]) == {"MBPP", "MBPP+"}
+        assert all(x["passed_base"] or not x["passed"] for x in results)  # MBPP+ is the stricter one
+        for bench, key in (("MBPP", "passed_base"), ("MBPP+", "passed")):
+            greedy = [x[key] for x in results if x["mode"] == "greedy"]
+            sc = scores["benchmarks"][bench]
+            assert sc["pass@1_greedy"] == pytest.approx(sum(greedy) / 3)
+            assert row[f"{bench} pass@1 (greedy)"] == pytest.approx(100 * sc["pass@1_greedy"], abs=0.01)
+            assert row[f"{bench} pass@2 (sampled)"] == pytest.approx(100 * sc["pass@2"], abs=0.01)
+        assert scores["pass@1_greedy"] == scores["benchmarks"]["MBPP+"]["pass@1_greedy"]
+    expected = json.loads((r / "data/test_expected.json").read_text())
+    assert expected["n_tasks"] == 3 and expected["n_errors"] == 0
     md = (r / "tables/main.md").read_text()
     tex = (r / "tables/main.tex").read_text()
     assert md.count("\n") == 7 and "GiFT w/o PPL selection" in md
@@ -154,7 +163,7 @@ def test_evaluation_and_tables(run):
     summary = json.loads((r / "summary.json").read_text())
     assert summary["pool_sizes"]["gibbs"] == len(rows(r / "pools/gibbs.jsonl"))
     assert len(summary["passing_samples_per_iteration"]["gibbs"]) == 2
-    for rule in ("data", "prepare_model", "table", "analysis"):
+    for rule in ("data/seed", "data/test", "expected_outputs", "prepare_model", "table", "analysis"):
         assert (r / f"logs/{rule}.log").exists()
 
 
