@@ -57,7 +57,9 @@ def prepare_base(base: str, gguf_file: str | None, out_dir: str | os.PathLike) -
             tok.save_pretrained(tmp)
             (tmp / "source.json").write_text(json.dumps({"base": base, "gguf_file": gguf_file}, indent=2) + "\n")
         else:
-            (tmp / "pointer.json").write_text(json.dumps({"path": str(base)}, indent=2) + "\n")
+            # a local folder (e.g. another run's checkpoint: multi-round, distillation) by absolute path
+            path = os.path.abspath(base) if Path(base).is_dir() else str(base)
+            (tmp / "pointer.json").write_text(json.dumps({"path": path}, indent=2) + "\n")
 
 
 def resolve(path: str | os.PathLike) -> str:

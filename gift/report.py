@@ -74,8 +74,10 @@ def iteration_pass_rates(test_files: list[str]):
 
 
 def _save(fig, path: str) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=Path(path).suffix.lstrip("."), dpi=150, bbox_inches="tight")
+    """The figure as ``path`` (PNG) and, beside it, the same figure as PDF (vector, for a paper)."""
+    for out in (path, str(Path(path).with_suffix(".pdf"))):
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format=Path(out).suffix.lstrip("."), dpi=150, bbox_inches="tight")
 
 
 def figure_iterations(df, path: str) -> None:
@@ -194,6 +196,91 @@ def figure_analysis(distinct_passing, growth, drift, path: str) -> None:
     ax.set_xlabel("Gibbs iteration t")
     ax.set_ylabel("Similarity to the seed description")
     ax.set_title("Description drift")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def selection_table(methods: dict, T: int, score_files: list[str], selected_files: list[str], ppl_files: list[str]):
+    """The selection ablation (and the effect of the number of Gibbs iterations): one row per fine-tuned
+    method with how its training codes were drawn (pool, weighting, temperature, iterations of the chain
+    used), what was drawn (codes, distinct codes after AST normalisation, mean PPL and iteration of the
+    drawn codes, share drawn from the pool's upper PPL quartile per problem: the long tail the paper's
+    selection favours) and the score. Reads only result files."""
+    import pandas as pd
+
+    from .analysis import normalize_code
+
+    pools = {Path(f).stem: read_jsonl(f) for f in ppl_files}
+    scores = {read_json(f)["model"]: read_json(f) for f in score_files}
+    selected = {Path(f).stem: read_jsonl(f) for f in selected_files}
+    rows = []
+    for m, spec in methods.items():
+        sel = selected.get(m, [])
+        pool = pools.get(spec["pool"], [])
+        q75 = {}
+        for tid in {r["task_id"] for r in pool}:
+            ppls = sorted(r["ppl"] for r in pool if r["task_id"] == tid)
+            q75[tid] = ppls[int(0.75 * (len(ppls) - 1))] if len(ppls) > 1 else float("inf")
+        sc = scores.get(m, {})
+        row = {"method": label(m), "pool": spec["pool"], "weighting": spec["weighting"],
+               "temperature": spec.get("temperature", 2.0) if spec["weighting"] == "softmax" else float("nan"),
+               "iterations": spec.get("iterations") or T, "selected": len(sel),
+               "distinct selected": len({(r["task_id"], normalize_code(r["code"])) for r in sel}),
+               "mean PPL selected": sum(r["ppl"] for r in sel) / len(sel) if sel else float("nan"),
+               "upper-quartile share": (sum(r["ppl"] > q75.get(r["task_id"], float("inf")) for r in sel) / len(sel)
+                                        if sel else float("nan")),
+               "mean iteration selected": sum(r.get("iteration", 0) for r in sel) / len(sel) if sel else float("nan")}
+        row["pass@1 (greedy)"] = 100 * sc["pass@1_greedy"] if "pass@1_greedy" in sc else float("nan")
+        for key in sorted((k for k in sc if k.startswith("pass@") and k != "pass@1_greedy"), key=lambda k: int(k[5:])):
+            row[f"{key} (sampled)"] = 100 * sc[key]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def figure_selection(df, selected_files: list[str], path: str) -> None:
+    """Two panels: the PPL of every drawn training code per method (what each weighting favours), and
+    greedy pass@1 against the number of Gibbs iterations whose codes were used (methods on the Gibbs pool)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.9 + 0.45 * max(3, len(df))), gridspec_kw={"width_ratios": [3, 2]})
+    names = {Path(f).stem: f for f in selected_files}
+    pts = []
+    order = []
+    for stem, f in names.items():
+        lab = label(stem)
+        rows = read_jsonl(f)
+        lab = f"{lab} (n = {len(rows)})"
+        order.append(lab)
+        pts += [{"method": lab, "ppl": r["ppl"]} for r in rows]
+    if pts:
+        d = pd.DataFrame(pts)
+        sns.boxplot(data=d, x="ppl", y="method", order=order, hue="method", hue_order=order, legend=False, whis=(0, 100),
+                    fliersize=0, width=0.5, boxprops={"alpha": 0.35}, ax=a)
+        sns.stripplot(data=d, x="ppl", y="method", order=order, hue="method", hue_order=order, legend=False, size=4,
+                      jitter=0.15, alpha=0.8, ax=a)
+    else:
+        a.text(0.5, 0.5, "no training code was drawn", ha="center", va="center", transform=a.transAxes)
+    a.set_xlabel("PPL of the drawn code under the seed description")
+    a.set_ylabel("")
+    a.set_title("Training codes drawn by each selection")
+    g = df[df["pool"] == "gibbs"].copy()
+    if len(g):
+        g["selection"] = g.apply(lambda r: r["weighting"] + (f" T={r['temperature']:g}" if r["weighting"] == "softmax" else ""),
+                                 axis=1)
+        sns.lineplot(data=g.sort_values("iterations"), x="iterations", y="pass@1 (greedy)", hue="selection", marker="o",
+                     ax=b)
+        b.set_xticks(sorted(g["iterations"].unique()))
+        b.legend(title=None, fontsize=8)
+    b.set_xlabel("Gibbs iterations used")
+    b.set_ylabel("pass@1, greedy (%)")
+    b.set_title("Effect of the number of iterations")
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

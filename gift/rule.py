@@ -34,3 +34,8 @@ def backend(cfg: dict, model_path: str):
     gen.setdefault("dtype", cfg["model"].get("dtype", "float32"))
     gen.setdefault("device", cfg["model"].get("device", "auto"))
     return make_backend(model_path, gen)
+
+
+def sampler_style(cfg: dict) -> str:
+    """The prompt style of the model that samples the pools (``model.sampler.prompt_style``, else the base's)."""
+    return (cfg["model"].get("sampler") or {}).get("prompt_style") or cfg["model"]["prompt_style"]

@@ -7,7 +7,7 @@ rule sample_codes:
     input:
         problems=f"{R}/data/seed.jsonl",
         descriptions=descriptions_for,
-        model=f"{R}/model/base",
+        model=SAMPLER,
     output:
         f"{R}/{{pool}}/iter{{t}}/codes.jsonl",
     log:
@@ -48,7 +48,7 @@ rule describe:
     input:
         problems=f"{R}/data/seed.jsonl",
         kept=lambda wc: f"{R}/gibbs/iter{int(wc.next) - 1}/kept.jsonl",
-        model=f"{R}/model/base",
+        model=SAMPLER,
     output:
         f"{R}/gibbs/iter{{next}}/descriptions.jsonl",
     log:
@@ -82,7 +82,7 @@ rule rewrite:
     """RFT+RD: the seed description rewritten by the model, afresh at every step t."""
     input:
         problems=f"{R}/data/seed.jsonl",
-        model=f"{R}/model/base",
+        model=SAMPLER,
     output:
         f"{R}/rft_rd/iter{{t}}/descriptions.jsonl",
     log:

@@ -129,6 +129,15 @@ def previous_kept(wildcards):
     return [f"{R}/{wildcards.pool}/iter{t - 1}/kept.jsonl"] if t > 0 else []
 
 
+def model_spec(which):
+    """``model`` (the base model) or ``model.sampler`` (the model that samples the pools, when set)."""
+    return config["model"] if which == "base" else config["model"]["sampler"]
+
+
+# the model that samples the chain / RFT / RFT+RD pools: the base model, or model.sampler when set
+SAMPLER = f"{R}/model/sampler" if config["model"].get("sampler") else f"{R}/model/base"
+
+
 def model_dir(wildcards):
     return (
         f"{R}/model/base"
@@ -145,12 +154,18 @@ def final_outputs():
     return (
         [
             f"{R}/tables/{t}.{ext}"
-            for t in ("main", "comparison")
+            for t in ("main", "comparison", "selection")
             for ext in ("csv", "md", "tex")
         ]
         + [
-            f"{R}/figures/{fig}.png"
-            for fig in ("pass_rate_per_iteration", "ppl_distribution", "analysis")
+            f"{R}/figures/{fig}.{ext}"
+            for fig in (
+                "pass_rate_per_iteration",
+                "ppl_distribution",
+                "analysis",
+                "selection",
+            )
+            for ext in ("png", "pdf")
         ]
         + [f"{R}/analysis/{a}.csv" for a in ANALYSES]
         + [f"{R}/summary.json"]

@@ -1,17 +1,20 @@
 rule prepare_model:
-    """The base model as an artifact: a GGUF model converted once to safetensors, or a pointer to a
-    local folder / hub id."""
+    """A model as an artifact: a GGUF model converted once to safetensors, or a pointer to a local folder /
+    hub id. ``base`` is the model that is fine-tuned and evaluated; ``sampler`` (optional, model.sampler)
+    samples the pools instead of it (distillation, multi-round self-training)."""
     output:
-        directory(f"{R}/model/base"),
+        directory(f"{R}/model/{{which}}"),
     log:
-        f"{R}/logs/prepare_model.log",
+        f"{R}/logs/prepare_model/{{which}}.log",
+    wildcard_constraints:
+        which="base|sampler",
     conda:
         ENV_MODEL
     threads: threads_for("prepare_model")
     resources:
         **resources_for("prepare_model"),
     params:
-        base=config["model"]["base"],
-        gguf_file=config["model"]["gguf_file"],
+        base=lambda wc: model_spec(wc.which)["base"],
+        gguf_file=lambda wc: model_spec(wc.which).get("gguf_file", ""),
     script:
         "../scripts/prepare_model.py"

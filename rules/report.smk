@@ -34,6 +34,10 @@ rule figures:
             caption="../report/ppl.rst",
             category="Sampling",
         ),
+        pdf=[
+            f"{R}/figures/pass_rate_per_iteration.pdf",
+            f"{R}/figures/ppl_distribution.pdf",
+        ],
     log:
         f"{R}/logs/figures.log",
     conda:
@@ -84,6 +88,7 @@ rule analysis:
             caption="../report/analysis.rst",
             category="Analyses",
         ),
+        figure_pdf=f"{R}/figures/analysis.pdf",
     log:
         f"{R}/logs/analysis.log",
     conda:
@@ -114,3 +119,33 @@ rule compare_published:
         ENV_CPU
     script:
         "../scripts/compare_published.py"
+
+
+rule selection_ablation:
+    """How each method drew its training codes (weighting, temperature, Gibbs iterations used), what it
+    drew, and its score: the selection ablation and the effect of the number of iterations.
+    """
+    input:
+        scores=expand(f"{R}/eval/{{method}}/scores.json", method=METHODS),
+        selected=expand(f"{R}/selected/{{method}}.jsonl", method=METHODS),
+        ppl=expand(f"{R}/ppl/{{pool}}.jsonl", pool=POOLS),
+    output:
+        csv=report(
+            f"{R}/tables/selection.csv",
+            caption="../report/selection_table.rst",
+            category="Ablations",
+        ),
+        md=f"{R}/tables/selection.md",
+        tex=f"{R}/tables/selection.tex",
+        figure=report(
+            f"{R}/figures/selection.png",
+            caption="../report/selection.rst",
+            category="Ablations",
+        ),
+        figure_pdf=f"{R}/figures/selection.pdf",
+    log:
+        f"{R}/logs/selection_ablation.log",
+    conda:
+        ENV_CPU
+    script:
+        "../scripts/selection_ablation.py"

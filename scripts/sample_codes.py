@@ -4,7 +4,7 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import backend, setup
+from gift.rule import backend, setup, sampler_style
 from gift.chain import sample_codes
 from gift.io import read_jsonl, write_jsonl
 
@@ -18,7 +18,7 @@ rows = sample_codes(
     temperature=g["temperature"],
     top_p=g["top_p"],
     max_new_tokens=g["max_new_tokens"],
-    style=cfg["model"]["prompt_style"],
+    style=sampler_style(cfg),
     seed=cfg["seed"],
     iteration=int(snakemake.wildcards.t),
     pool=snakemake.wildcards.pool,

@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 R = "results/tiny"
-METHODS = ["rft", "rft_rd", "gift_noppl", "gift"]
+METHODS = ["rft", "rft_rd", "gift_noppl", "gift", "gift_T1"]
 
 
 def snakemake(workdir, *args, timeout=1800, **kw):
@@ -104,9 +104,12 @@ def test_pools_ppl_and_selection(run):
             assert s["n_tokens"] > 3 and math.isfinite(s["ppl"]) and s["ppl"] > 1.0
             assert s["ppl"] == pytest.approx(math.exp(s["nll"] / s["n_tokens"]))
     assert rows(r / "pools/rft.jsonl") or rows(r / "pools/gibbs.jsonl"), "the tiny problems were chosen so that some code passes"
-    for method, pool in (("rft", "rft"), ("rft_rd", "rft_rd"), ("gift_noppl", "gibbs"), ("gift", "gibbs")):
+    for method, pool in (("rft", "rft"), ("rft_rd", "rft_rd"), ("gift_noppl", "gibbs"), ("gift", "gibbs"), ("gift_T1", "gibbs")):
         sel = rows(r / f"selected/{method}.jsonl")
         scored = rows(r / f"ppl/{pool}.jsonl")
+        if method == "gift_T1":  # draws only from the chain's first iteration
+            assert all(s["iteration"] == 0 for s in sel)
+            scored = [s for s in scored if s["iteration"] == 0]
         per_task = Counter(s["task_id"] for s in sel)
         assert set(per_task) == {s["task_id"] for s in scored}
         assert all(n == 2 for n in per_task.values())  # k = 2 per problem that has a pool
@@ -135,7 +138,7 @@ def test_evaluation_and_tables(run):
 
     r = run / R
     table = pd.read_csv(r / "tables/main.csv")
-    assert list(table["method"]) == ["Base model", "RFT", "RFT+RD", "GiFT w/o PPL selection", "GiFT"]
+    assert list(table["method"]) == ["Base model", "RFT", "RFT+RD", "GiFT w/o PPL selection", "GiFT", "gift_T1"]
     for model, (_, row) in zip(["base"] + METHODS, table.iterrows()):
         samples = rows(r / f"eval/{model}/samples.jsonl")
         assert Counter(s["mode"] for s in samples) == {"greedy": 3, "sampled": 6}
@@ -155,16 +158,49 @@ def test_evaluation_and_tables(run):
     assert expected["n_tasks"] == 3 and expected["n_errors"] == 0
     md = (r / "tables/main.md").read_text()
     tex = (r / "tables/main.tex").read_text()
-    assert md.count("\n") == 7 and "GiFT w/o PPL selection" in md
-    assert r"\toprule" in tex and r"\bottomrule" in tex and tex.count(r"\\") == 6
-    for fig in ("pass_rate_per_iteration", "ppl_distribution", "analysis"):
+    assert md.count("\n") == 8 and "GiFT w/o PPL selection" in md
+    assert r"\toprule" in tex and r"\bottomrule" in tex and tex.count(r"\\") == 7
+    for fig in ("pass_rate_per_iteration", "ppl_distribution", "analysis", "selection"):
         data = (r / f"figures/{fig}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+        assert (r / f"figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
     summary = json.loads((r / "summary.json").read_text())
     assert summary["pool_sizes"]["gibbs"] == len(rows(r / "pools/gibbs.jsonl"))
     assert len(summary["passing_samples_per_iteration"]["gibbs"]) == 2
     for rule in ("data/seed", "data/test", "expected_outputs", "prepare_model", "table", "analysis"):
         assert (r / f"logs/{rule}.log").exists()
+
+
+def test_selection_ablation_table_matches_the_selected_sets(run):
+    import pandas as pd
+
+    from gift.analysis import normalize_code
+
+    r = run / R
+    t = pd.read_csv(r / "tables/selection.csv")
+    assert list(t["method"]) == ["RFT", "RFT+RD", "GiFT w/o PPL selection", "GiFT", "gift_T1"]
+    assert list(t["iterations"]) == [2, 2, 2, 2, 1] and list(t["weighting"]) == ["uniform"] * 3 + ["softmax"] * 2
+    for m, (_, row) in zip(METHODS, t.iterrows()):
+        sel = rows(r / f"selected/{m}.jsonl")
+        assert row["selected"] == len(sel)
+        assert row["distinct selected"] == len({(s["task_id"], normalize_code(s["code"])) for s in sel})
+        if sel:
+            assert row["mean PPL selected"] == pytest.approx(sum(s["ppl"] for s in sel) / len(sel), abs=0.01)
+            assert row["mean iteration selected"] == pytest.approx(sum(s["iteration"] for s in sel) / len(sel), abs=0.01)
+        score = json.loads((r / f"eval/{m}/scores.json").read_text())
+        assert row["pass@1 (greedy)"] == pytest.approx(100 * score["pass@1_greedy"], abs=0.01)
+
+
+def test_report_is_self_contained_with_every_table_and_figure(run, tmp_path):
+    out = tmp_path / "report.html"
+    proc = snakemake(run, "--report", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(errors="ignore")
+    assert len(html) > 50_000
+    for name in ("main.csv", "comparison.csv", "selection.csv", "pass_rate_per_iteration.png", "ppl_distribution.png",
+                 "analysis.png", "selection.png", "distinct_passing.csv"):
+        assert name in html, name
+    assert "Selection ablation" in html  # a caption
 
 
 def test_analyses_and_comparison_read_the_pools(run):
