@@ -1355,9 +1355,18 @@ class Server:
                         line = bytes(inbuf[:j])
                         del inbuf[: j + 1]
                         try:
-                            self.pending.append(json.loads(line))
+                            req = json.loads(line)
                         except ValueError as e:
                             self._send({"i": None, "server_error": "bad request: %s" % e})
+                            continue
+                        if "cancel" in req:  # the caller moves a queued request to an idle server
+                            for r in self.pending:
+                                if r.get("i") == req["cancel"]:
+                                    self.pending.remove(r)
+                                    self._send({"i": req["cancel"], "cancelled": True})
+                                    break
+                            continue  # already started (or done): its result comes as usual
+                        self.pending.append(req)
                 elif kind == "rec":
                     self._read_rec(c)
                 elif kind == "pid":

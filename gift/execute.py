@@ -893,7 +893,7 @@ def _is_heavy(row: dict) -> bool:
 
 
 def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collections.deque, light_q: collections.deque,
-           finish) -> None:
+           finish, heavy_rows: set | None = None) -> None:
     """Single-threaded dispatcher: keeps up to ``slots + 2`` requests in flight per
     server (the server queues them and overlaps blocked candidates), reads
     results as they come and hands them to ``finish(i, raw)``."""
@@ -901,6 +901,7 @@ def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collecti
     state: dict[_Server, dict] = {}
     retries: dict[int, int] = {}
     solo_q: collections.deque = collections.deque()
+    asked: set = set()  # rows a server was asked to give back (steal)
 
     def register(s: _Server):
         os.set_blocking(s.proc.stdin.fileno(), False)
@@ -961,6 +962,26 @@ def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collecti
             sel.unregister(fd)
             st["wreg"] = False
 
+    def steal():
+        """Nothing left to hand out and a server is idle: ask the busiest server to give back the
+        requests it has queued but not started (e.g. behind a long-running candidate); they come back
+        as ``cancelled`` and go to the idle server. Each row is asked for at most once."""
+        if heavy_q or light_q or solo_q:
+            return
+        idle = [s for s, st in state.items() if not st["inflight"]]
+        if not idle:
+            return
+        for s, st in state.items():
+            if len(st["inflight"]) < 2 or st.get("solo"):
+                continue
+            if not any(x.heavy or not s.heavy for x in idle):  # an idle server must be able to take the rows
+                continue
+            for i in sorted(st["inflight"], key=st["inflight"].get)[1:]:  # the oldest is running
+                if i not in asked:
+                    asked.add(i)
+                    st["out"] += json.dumps({"cancel": i}).encode() + b"\n"
+            flush(s)
+
     def died(s: _Server, why: str):
         st = state.pop(s)
         for fd in (s.proc.stdout.fileno(), s.proc.stdin.fileno()):
@@ -987,6 +1008,7 @@ def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collecti
         register(s)
     for s in servers:
         fill(s)
+    steal()
     while solo_q or any(st["inflight"] for st in state.values()):
         now = time.monotonic()
         for s, st in list(state.items()):  # a server silent for far too long is hung
@@ -1023,8 +1045,14 @@ def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collecti
                 i = raw.get("i")
                 if i in st["inflight"]:
                     del st["inflight"][i]
-                    finish(i, raw)
+                    if raw.get("cancelled"):  # given back unstarted: hand it to another server
+                        (heavy_q if heavy_rows is not None and i in heavy_rows else light_q).append(i)
+                        for x in sorted(state, key=lambda x: len(state[x]["inflight"])):  # the idle ones first
+                            fill(x)
+                    else:
+                        finish(i, raw)
             fill(s)
+            steal()
     sel.close()
     for s in state:
         os.set_blocking(s.proc.stdin.fileno(), True)
@@ -1077,7 +1105,7 @@ def execute(rows: Iterable[dict], workers: int | None = None, progress: bool = F
             servers = _POOL.ensure(n, pre, n_heavy)
             ok = False
             try:
-                _drive(servers, jobs, timeouts, heavy_q, light_q, finish)
+                _drive(servers, jobs, timeouts, heavy_q, light_q, finish, heavy_rows=set(heavy_q))
                 ok = True
             finally:
                 if not ok:  # servers may still hold requests of this call: drop them

@@ -29,7 +29,9 @@ def setup(smk) -> dict:
 
 def backend(cfg: dict, model_path: str):
     from .generate import make_backend
+    from .model import resolve
 
+    print(f"model: {model_path} -> {resolve(model_path)}", file=sys.stderr)  # which model this job loads
     gen = dict(cfg.get("generation", {}))
     gen.setdefault("dtype", cfg["model"].get("dtype", "float32"))
     gen.setdefault("device", cfg["model"].get("device", "auto"))

@@ -134,6 +134,15 @@ def model_spec(which):
     return config["model"] if which == "base" else config["model"]["sampler"]
 
 
+def model_inputs(which):
+    """A local model folder (another run's checkpoint, e.g. round 1 of multi-round self-training) is an input,
+    so that a missing one fails with its name instead of being looked up on a model hub.
+    """
+    base = model_spec(which)["base"]
+    local = os.path.exists(base) or base.startswith(("results/", "./", "../", "/"))
+    return [base] if local and not model_spec(which).get("gguf_file") else []
+
+
 # the model that samples the chain / RFT / RFT+RD pools: the base model, or model.sampler when set
 SAMPLER = f"{R}/model/sampler" if config["model"].get("sampler") else f"{R}/model/base"
 

@@ -2,6 +2,8 @@ rule prepare_model:
     """A model as an artifact: a GGUF model converted once to safetensors, or a pointer to a local folder /
     hub id. ``base`` is the model that is fine-tuned and evaluated; ``sampler`` (optional, model.sampler)
     samples the pools instead of it (distillation, multi-round self-training)."""
+    input:
+        lambda wc: model_inputs(wc.which),
     output:
         directory(f"{R}/model/{{which}}"),
     log:

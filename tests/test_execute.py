@@ -580,3 +580,16 @@ def test_a_spinning_candidate_does_not_hold_back_the_queue():
     res = execute(rows, workers=1)
     assert res[0]["status"] == "timeout" and res[0]["duration_s"] >= 3.0, res[0]
     assert all(r["status"] == "passed" for r in res[1:]), [r for r in res[1:] if not r["passed"]]
+
+
+def test_queued_rows_move_to_an_idle_server():
+    """Two long candidates fill one server's admission (at most two busy per server); a short row queued
+    behind them is given back and run by the idle second server instead of waiting for them."""
+    spin = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 2.0:\n    pass\ndef f(): return 1"
+    t_limit = time.time() + 1.6
+    rows = [{"id": f"L{i}", "format": "assert", "code": spin, "tests": ["assert f() == 1"], "timeout_s": 10}
+            for i in range(2)]
+    rows.append({"id": "S", "format": "assert", "code": "import time\nT = time.time()",
+                 "tests": [f"assert T < {t_limit!r}"], "timeout_s": 5})
+    res = execute(rows, workers=2)
+    assert [r["status"] for r in res] == ["passed", "passed", "passed"], res

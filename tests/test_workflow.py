@@ -227,6 +227,26 @@ def test_analyses_and_comparison_read_the_pools(run):
     assert sorted(mine["method"]) == sorted(["base"] + METHODS)
 
 
+def test_another_model_samples_the_pools(run, tmp_path):
+    """model.sampler (distillation: a teacher; multi-round: the previous round's checkpoint) samples the
+    chain while the base model is the one scored and fine-tuned. Here the tiny run's GiFT checkpoint
+    samples iteration 0 of a second experiment in the same folder (only that far: the wiring is the point)."""
+    ck = run / R / "checkpoints/gift"
+    extra = tmp_path / "distill.yaml"
+    extra.write_text(f"experiment: tiny-distill\nmodel:\n  sampler: {{base: {ck}}}\n")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(run),
+           "--configfile", str(TINY), str(extra), "--cores", "2",
+           "results/tiny-distill/gibbs/iter0/codes.jsonl", "results/tiny-distill/model/base"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    d = run / "results/tiny-distill"
+    assert json.loads((d / "model/sampler/pointer.json").read_text())["path"] == str(ck)
+    assert (d / "model/base/model.safetensors").exists()  # the base model is converted as usual
+    log = (d / "logs/sample_codes/gibbs_iter0.log").read_text()
+    assert f"model: results/tiny-distill/model/sampler -> {ck}" in log
+    assert len(rows(d / "gibbs/iter0/codes.jsonl")) == 6
+
+
 def test_second_run_has_nothing_to_do(run):
     proc = snakemake(run, "-n")
     assert proc.returncode == 0
