@@ -167,7 +167,7 @@ def test_evaluation_and_tables(run):
     summary = json.loads((r / "summary.json").read_text())
     assert summary["pool_sizes"]["gibbs"] == len(rows(r / "pools/gibbs.jsonl"))
     assert len(summary["passing_samples_per_iteration"]["gibbs"]) == 2
-    for rule in ("data/seed", "data/test", "expected_outputs", "prepare_model", "table", "analysis"):
+    for rule in ("data/seed", "data/test", "expected_outputs", "prepare_model/base", "table", "analysis"):
         assert (r / f"logs/{rule}.log").exists()
 
 
