@@ -144,7 +144,8 @@ def listed_rules(configfile, workdir):
 
 
 GENERATE = {"sample_codes", "describe", "rewrite", "score_ppl", "evaluate_generate"}
-CPU = {"data", "seed_descriptions", "run_tests", "pool", "select", "evaluate_score", "table", "figures", "summary", "analysis", "compare_published"}
+CPU = {"data", "seed_descriptions", "run_tests", "pool", "select", "evaluate_score", "expected_outputs", "table", "figures", "summary",
+       "analysis", "compare_published", "selection_ablation"}
 
 
 @pytest.mark.parametrize("configfile", [ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml"] + PAPER[:1],
