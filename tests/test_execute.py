@@ -572,21 +572,24 @@ def test_a_spinning_candidate_does_not_hold_back_the_queue():
     """With one server, short candidates queued behind a program that spins until its time limit
     run while it spins (they share the core with it; its deadline is extended by the time it
     waited for a CPU, so it is still charged only its own running time)."""
-    t_limit = time.time() + 2.0  # the spinner's own limit is 3 s
+    # the spinner ends >= 5 s after the start whatever the load (its deadline is only ever extended);
+    # queued behind it, the short rows would start after that
+    t_limit = time.time() + 4.5
     rows = [{"id": "spin", "format": "assert", "code": "while True:\n    pass", "tests": ["assert True"],
-             "timeout_s": 3}]
+             "timeout_s": 5}]
     rows += [{"id": f"q{i}", "format": "assert", "code": "import time\nT = time.time()",
               "tests": [f"assert T < {t_limit!r}"], "timeout_s": 5} for i in range(12)]
     res = execute(rows, workers=1)
-    assert res[0]["status"] == "timeout" and res[0]["duration_s"] >= 3.0, res[0]
+    assert res[0]["status"] == "timeout" and res[0]["duration_s"] >= 5.0, res[0]
     assert all(r["status"] == "passed" for r in res[1:]), [r for r in res[1:] if not r["passed"]]
 
 
 def test_queued_rows_move_to_an_idle_server():
     """Two long candidates fill one server's admission (at most two busy per server); a short row queued
     behind them is given back and run by the idle second server instead of waiting for them."""
-    spin = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 2.0:\n    pass\ndef f(): return 1"
-    t_limit = time.time() + 1.6
+    # each long row needs 3 s of CPU, so it ends >= 3 s after the start whatever the load
+    spin = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 3.0:\n    pass\ndef f(): return 1"
+    t_limit = time.time() + 2.8
     rows = [{"id": f"L{i}", "format": "assert", "code": spin, "tests": ["assert f() == 1"], "timeout_s": 10}
             for i in range(2)]
     rows.append({"id": "S", "format": "assert", "code": "import time\nT = time.time()",
