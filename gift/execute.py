@@ -67,14 +67,53 @@ _MNT_SCRIPT = r"""
 set -e
 [ "$(readlink /proc/self/ns/mnt)" != "$1" ] || { echo "gift sandbox: not in a private mount namespace" >&2; exit 97; }
 shift
+%s
 mount -t tmpfs -o mode=1777,size=512m gift-tmp /tmp
 for d in /dev/shm /var/tmp; do
   if [ -d "$d" ]; then mount -t tmpfs -o mode=1777,size=64m gift-tmp "$d" || true; fi
 done
 %s
+%s
 export GIFT_SANDBOX_PRIVATE_TMP=1
 exec "$@"
 """
+
+
+_COVERED = ("/tmp", "/var/tmp", "/dev/shm")  # replaced by private tmpfs in the sandbox
+
+
+def _needed_paths() -> set[str]:
+    """What the fork server must be able to read: the interpreter, its stdlib and site-packages (a
+    virtual environment), and the repository (gift/_sandbox_child.py)."""
+    need = {os.path.dirname(os.__file__), sys.prefix, sys.base_prefix, sys.exec_prefix,
+            os.path.dirname(os.path.dirname(_CHILD)), os.path.dirname(sys.executable)}
+    try:
+        need.update(site.getsitepackages())
+    except AttributeError:
+        pass
+    return {os.path.realpath(p) for p in need} | need
+
+
+def _keep_lines() -> tuple[str, str]:
+    """Shell lines that keep a checkout or virtual environment living under /tmp, /var/tmp or
+    /dev/shm visible after those are covered by private tmpfs: the covered directory is opened as
+    a file descriptor first, and the needed top-level entry is bind-mounted back from it (``mount
+    -c``: the /proc/self/fd path must not be canonicalised to the new, empty path). Without this a
+    clone under /tmp could not start the sandbox with its mount namespace at all."""
+    keep: dict[str, set[str]] = {}
+    for p in _needed_paths():
+        for d in _COVERED:
+            if p.startswith(d + "/"):
+                keep.setdefault(d, set()).add(p[len(d) + 1:].split("/")[0])
+    pre, post = [], []
+    q = shlex.quote
+    for n, d in enumerate(sorted(keep)):
+        fd = 3 + n
+        pre.append(f"exec {fd}<{q(d)}")
+        for k in sorted(keep[d]):
+            post.append(f"mkdir -p {q(d + '/' + k)} && mount -c --bind /proc/self/fd/{fd}/{q(k)} {q(d + '/' + k)}")
+        post.append(f"exec {fd}<&-")
+    return "\n".join(pre), "\n".join(post)
 
 
 def _overmount_lines() -> str:
@@ -82,12 +121,7 @@ def _overmount_lines() -> str:
     interpreter readable for an unprivileged uid when one of its ancestors is
     not world-traversable (e.g. a pyenv under /root, mode 0700): the ancestor is
     covered by a tmpfs into which only the needed child is bind-mounted back."""
-    need = {os.path.dirname(os.__file__), sys.prefix, sys.base_prefix, sys.exec_prefix,
-            os.path.dirname(os.path.dirname(_CHILD))}
-    try:
-        need.update(site.getsitepackages())
-    except AttributeError:
-        pass
+    need = _needed_paths()
     plan: dict[str, set[str]] = {}
     for p in need:
         p = os.path.realpath(p)
@@ -124,7 +158,8 @@ def _variants() -> list[tuple[str, list[str]]]:
         except OSError:
             mnt = None
         if mnt:
-            script = _MNT_SCRIPT % _overmount_lines()
+            pre, post = _keep_lines()
+            script = _MNT_SCRIPT % (pre, post, _overmount_lines())
             out.append(("net+pid+mount", [unshare, "--net", "--pid", "--fork", "--kill-child",
                                           "--mount", "--mount-proc", "/bin/sh", "-c", script,
                                           "gift-sandbox", mnt] + py))

@@ -6,6 +6,7 @@ asserts on its own row, so the whole file stays well under a minute.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -572,6 +573,8 @@ def test_a_spinning_candidate_does_not_hold_back_the_queue():
     """With one server, short candidates queued behind a program that spins until its time limit
     run while it spins (they share the core with it; its deadline is extended by the time it
     waited for a CPU, so it is still charged only its own running time)."""
+    if sandbox_info()["slots"] < 2:
+        pytest.skip("one candidate per server here (no unprivileged uid or no schedstat): nothing overlaps")
     # the spinner ends >= 5 s after the start whatever the load (its deadline is only ever extended);
     # queued behind it, the short rows would start after that
     t_limit = time.time() + 4.5
@@ -587,6 +590,8 @@ def test_a_spinning_candidate_does_not_hold_back_the_queue():
 def test_queued_rows_move_to_an_idle_server():
     """Two long candidates fill one server's admission (at most two busy per server); a short row queued
     behind them is given back and run by the idle second server instead of waiting for them."""
+    if sandbox_info()["slots"] < 2:
+        pytest.skip("one candidate per server here (no unprivileged uid or no schedstat): nothing overlaps")
     # each long row needs 3 s of CPU, so it ends >= 3 s after the start whatever the load
     spin = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 3.0:\n    pass\ndef f(): return 1"
     t_limit = time.time() + 2.8
@@ -596,3 +601,23 @@ def test_queued_rows_move_to_an_idle_server():
                  "tests": [f"assert T < {t_limit!r}"], "timeout_s": 5})
     res = execute(rows, workers=2)
     assert [r["status"] for r in res] == ["passed", "passed", "passed"], res
+
+
+def test_a_checkout_under_tmp_keeps_full_isolation(tmp_path):
+    """/tmp is covered by a private tmpfs in the sandbox: a clone (or venv) living under /tmp is
+    bind-mounted back, so it gets the same isolation as one elsewhere (it used to fall back to `net`)."""
+    here = sandbox_info()
+    if here["isolation"] != "net+pid+mount":
+        pytest.skip(f"this machine gives {here['isolation']} isolation")
+    assert str(tmp_path).startswith(("/tmp/", "/var/tmp/")), tmp_path
+    shutil.copytree(ROOT / "gift", tmp_path / "gift", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("from gift.execute import sandbox_info, execute_one\n"
+            "import json\n"
+            "r = execute_one({'id': 'x', 'format': 'assert', 'code': 'def f(): return 1', 'tests': ['assert f() == 1']})\n"
+            "print(json.dumps([sandbox_info(), r]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info, res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["isolation"] == "net+pid+mount" and info["uid"] and info["slots"] > 1, info
+    assert res["status"] == "passed"
