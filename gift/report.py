@@ -274,8 +274,12 @@ def figure_selection(df, selected_files: list[str], path: str) -> None:
     if len(g):
         g["selection"] = g.apply(lambda r: r["weighting"] + (f" T={r['temperature']:g}" if r["weighting"] == "softmax" else ""),
                                  axis=1)
-        sns.lineplot(data=g.sort_values("iterations"), x="iterations", y="pass@1 (greedy)", hue="selection", marker="o",
-                     ax=b)
+        # methods that share a point (same iterations, same score) are dodged sideways a little, so each is visible
+        sels = list(dict.fromkeys(g["selection"]))
+        width = 0.3 if len(sels) > 1 else 0.0
+        g["x"] = g["iterations"] + [width * (sels.index(v) / max(1, len(sels) - 1) - 0.5) if width else 0.0
+                                    for v in g["selection"]]
+        sns.lineplot(data=g.sort_values("iterations"), x="x", y="pass@1 (greedy)", hue="selection", marker="o", ax=b)
         b.set_xticks(sorted(g["iterations"].unique()))
         b.legend(title=None, fontsize=8)
     b.set_xlabel("Gibbs iterations used")
