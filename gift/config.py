@@ -55,6 +55,13 @@ def errors(config: dict, schema: dict | None = None) -> list[str]:
 PLUS_DATASETS = ("mbppplus", "humanevalplus")
 
 
+def _test_set(config: dict) -> tuple[str | None, str]:
+    """(dataset, path) of the test split (a split's own keys override ``data.dataset`` / ``data.path``)."""
+    data = config.get("data") or {}
+    test = data.get("test") or {}
+    return test.get("dataset", data.get("dataset")), str(test.get("path", data.get("path", "")))
+
+
 def evaluator(config: dict) -> str:
     """The evaluator of the test set: ``evalplus`` (EvalPlus-style differential testing, both the base
     and the plus benchmark) when the test set is an MBPP+ / HumanEval+ release file, else ``tests``
@@ -62,26 +69,21 @@ def evaluator(config: dict) -> str:
     want = (config.get("evaluation") or {}).get("evaluator", "auto")
     if want != "auto":
         return want
-    data = config.get("data") or {}
-    test = data.get("test") or {}
-    dataset = test.get("dataset", data.get("dataset"))
-    path = str(test.get("path", data.get("path", "")))
+    dataset, path = _test_set(config)
     return "evalplus" if dataset in PLUS_DATASETS and not path.startswith("hf:") else "tests"
 
 
 def _semantic_errors(config: dict) -> list[str]:
-    out = []
-    data = config.get("data") or {}
-    test = data.get("test") or {}
-    dataset = test.get("dataset", data.get("dataset"))
-    if (config.get("evaluation") or {}).get("evaluator") == "evalplus":
-        if dataset not in PLUS_DATASETS:
-            out.append(f"evaluation.evaluator: evalplus needs a test set with EvalPlus inputs (data.test.dataset "
-                       f"{' or '.join(PLUS_DATASETS)}), got {dataset}")
-        elif str(test.get("path", data.get("path", ""))).startswith("hf:"):
-            out.append("evaluation.evaluator: evalplus needs the EvalPlus release file (MbppPlus-<v>.jsonl[.gz] or its "
-                       "release URL) as data.test.path; the hub copy has no base_input/plus_input")
-    return out
+    if (config.get("evaluation") or {}).get("evaluator") != "evalplus":
+        return []
+    dataset, path = _test_set(config)
+    if dataset not in PLUS_DATASETS:
+        return [f"evaluation.evaluator: evalplus needs a test set with EvalPlus inputs (data.test.dataset "
+                f"{' or '.join(PLUS_DATASETS)}), got {dataset}"]
+    if path.startswith("hf:"):
+        return ["evaluation.evaluator: evalplus needs the EvalPlus release file (MbppPlus-<v>.jsonl[.gz] or its "
+                "release URL) as data.test.path; the hub copy has no base_input/plus_input"]
+    return []
 
 
 def check(config: dict, source: str = "config") -> None:

@@ -44,11 +44,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Iterable
 
 from .evaluate import pass_at_k
+from .io import atomic_path, read_jsonl
 from .execute import encode_value, execute
 
 __all__ = ["compute_expected", "load_expected", "evaluate", "deserialize_inputs", "problems_sha256",
@@ -180,19 +180,8 @@ def _file_sha256(path: str) -> str:
 
 # ------------------------------------------------------------------ expected outputs
 def _write_atomic(path: str, obj: Any) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, separators=(",", ":"))  # compact: the expected outputs can be large
 
 
 def load_expected(path: str, problems: list[dict] | None = None) -> dict:
@@ -450,11 +439,6 @@ def _scores(problems: list[dict], results: list[dict], ks: Iterable[int], base_o
 
 
 # ------------------------------------------------------------------ CLI
-def _read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     from .datasets import load_split
 
@@ -484,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{d['n_tasks']} tasks, {d['n_errors']} reference errors, cache {d['cache']} -> {a.out}", file=sys.stderr)
         return 0
     exp = compute_expected(problems, a.expected, workers=a.workers, dataset_path=a.data) if any(map(_has_plus, problems)) else {}
-    res = evaluate(problems, _read_jsonl(a.samples), exp, workers=a.workers, base_only=a.base_only,
+    res = evaluate(problems, read_jsonl(a.samples), exp, workers=a.workers, base_only=a.base_only,
                    min_time_limit=a.min_time_limit, gt_time_limit_factor=a.gt_time_limit_factor, progress=True)
     _write_atomic(a.out, res)
     print(json.dumps(res["scores"]), file=sys.stderr)

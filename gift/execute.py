@@ -52,6 +52,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
+from .io import read_jsonl, write_jsonl
+
 __all__ = ["execute", "execute_one", "sandbox_info", "shutdown", "STATUSES", "FORMATS"]
 
 STATUSES = ("passed", "failed", "timeout", "error", "memory", "killed")
@@ -783,13 +785,20 @@ def _verdict_plus(row: dict, info: dict, total: int, raw: dict, out: dict) -> di
             out.update(status="killed", detail=f"killed by {name} (possibly out of memory)")
         else:
             out.update(status="killed", detail=f"killed by {name} during test {seen}")
-    elif not raw.get("has_key"):
+    else:
+        _exited_unproven(out, raw, code_ev, seen)
+    return out
+
+
+def _exited_unproven(out: dict, raw: dict, code_ev, test_no: int) -> None:
+    """The verdict of a child that exited without its final record: it died before the harness started
+    (``killed``), or the candidate ended the process itself (``failed``: nothing is proven)."""
+    if not raw.get("has_key"):
         out.update(status="killed", detail=_clip(f"sandbox child failed before the harness started (exit {raw.get('exit')})"))
     else:
-        where = "during top-level code" if code_ev is None else f"during test {seen}"
+        where = "during top-level code" if code_ev is None else f"during test {test_no}"
         out.update(status="failed", detail=f"candidate exited (code {raw.get('exit')}) {where}; "
                                            "the harness could not prove the tests passed")
-    return out
 
 
 def _sig_name(sig: int) -> str:
@@ -907,12 +916,8 @@ def _verdict(row: dict, fmt: str, expected: list, total: int, raw: dict) -> dict
             out.update(status="killed", detail="file size limit exceeded (SIGXFSZ)")
         else:
             out.update(status="killed", detail=f"killed by {name}")
-    elif not raw.get("has_key"):
-        out.update(status="killed", detail=_clip(f"sandbox child failed before the harness started (exit {raw.get('exit')})"))
     else:
-        where = "during top-level code" if code_ev is None else f"during test {len(results)}"
-        out.update(status="failed", detail=f"candidate exited (code {raw.get('exit')}) {where}; "
-                                           "the harness could not prove the tests passed")
+        _exited_unproven(out, raw, code_ev, len(results))
     return out
 
 
@@ -1161,23 +1166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--progress", action="store_true")
     a = ap.parse_args(argv)
-    with open(a.inp, encoding="utf-8") as f:
-        rows = [json.loads(ln) for ln in f if ln.strip()]
+    rows = read_jsonl(a.inp)
     res = execute(rows, workers=a.workers, progress=a.progress)
-    d = os.path.dirname(os.path.abspath(a.out))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".jsonl")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in res:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, a.out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_jsonl(a.out, res)
     n = sum(r["passed"] for r in res)
     print(f"{n}/{len(res)} passed -> {a.out}", file=sys.stderr)
     return 0

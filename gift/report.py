@@ -108,31 +108,38 @@ def figure_ppl(ppl_files: list[str], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
     import seaborn as sns
 
     names = {"gibbs": "GiFT pool\n(Gibbs chain)", "rft": "RFT pool\n(seed description)", "rft_rd": "RFT+RD pool\n(rewritten descriptions)"}
-    rows, order = [], []
+    groups = []
     for f in ppl_files:
         scored = read_jsonl(f)
-        label = f"{names.get(Path(f).stem, Path(f).stem)}\nn = {len(scored)}"
-        order.append(label)
-        rows += [{"pool": label, "ppl": r["ppl"]} for r in scored]
+        groups.append((f"{names.get(Path(f).stem, Path(f).stem)}\nn = {len(scored)}", scored))
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    if rows:
-        df = pd.DataFrame(rows)
-        sns.boxplot(data=df, x="ppl", y="pool", order=order, hue="pool", hue_order=order, legend=False, whis=(0, 100),
-                    fliersize=0, width=0.5, boxprops={"alpha": 0.35}, ax=ax)
-        sns.stripplot(data=df, x="ppl", y="pool", order=order, hue="pool", hue_order=order, legend=False, size=4,
-                      jitter=0.15, alpha=0.8, ax=ax)
-    else:
-        ax.text(0.5, 0.5, "no passing code in either pool", ha="center", va="center", transform=ax.transAxes)
+    _ppl_rows(ax, groups, "no passing code in either pool")
     ax.set_xlabel("Perplexity of the code under the seed description")
     ax.set_ylabel("")
     ax.set_title("PPL of the pooled codes (higher: longer tail)")
     _save(fig, path)
     plt.close(fig)
+
+
+def _ppl_rows(ax, groups: list[tuple[str, list[dict]]], empty: str) -> None:
+    """One horizontal row per (label, rows with ``ppl``): a box over the range and quartiles with every code
+    as a point (readable for 3 codes and for 30,000); ``empty`` is written when no group has a code."""
+    import pandas as pd
+    import seaborn as sns
+
+    order = [lab for lab, _ in groups]
+    pts = [{"group": lab, "ppl": r["ppl"]} for lab, rows in groups for r in rows]
+    if not pts:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+        return
+    d = pd.DataFrame(pts)
+    common = dict(data=d, x="ppl", y="group", order=order, hue="group", hue_order=order, legend=False, ax=ax)
+    sns.boxplot(whis=(0, 100), fliersize=0, width=0.5, boxprops={"alpha": 0.35}, **common)
+    sns.stripplot(size=4, jitter=0.15, alpha=0.8, **common)
 
 
 def summary(test_files, pool_files, selected_files, score_files) -> dict:
@@ -245,28 +252,15 @@ def figure_selection(df, selected_files: list[str], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
     import seaborn as sns
 
     sns.set_theme(style="whitegrid")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.9 + 0.45 * max(3, len(df))), gridspec_kw={"width_ratios": [3, 2]})
-    names = {Path(f).stem: f for f in selected_files}
-    pts = []
-    order = []
-    for stem, f in names.items():
-        lab = label(stem)
-        rows = read_jsonl(f)
-        lab = f"{lab} (n = {len(rows)})"
-        order.append(lab)
-        pts += [{"method": lab, "ppl": r["ppl"]} for r in rows]
-    if pts:
-        d = pd.DataFrame(pts)
-        sns.boxplot(data=d, x="ppl", y="method", order=order, hue="method", hue_order=order, legend=False, whis=(0, 100),
-                    fliersize=0, width=0.5, boxprops={"alpha": 0.35}, ax=a)
-        sns.stripplot(data=d, x="ppl", y="method", order=order, hue="method", hue_order=order, legend=False, size=4,
-                      jitter=0.15, alpha=0.8, ax=a)
-    else:
-        a.text(0.5, 0.5, "no training code was drawn", ha="center", va="center", transform=a.transAxes)
+    groups = []
+    for f in selected_files:
+        drawn = read_jsonl(f)
+        groups.append((f"{label(Path(f).stem)} (n = {len(drawn)})", drawn))
+    _ppl_rows(a, groups, "no training code was drawn")
     a.set_xlabel("PPL of the drawn code under the seed description")
     a.set_ylabel("")
     a.set_title("Training codes drawn by each selection")

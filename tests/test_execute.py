@@ -397,7 +397,7 @@ def test_cli_end_to_end(tmp_path):
     assert [r["status"] for r in res] == ["passed", "failed", "passed"]
     assert set(res[0]) == {"id", "passed", "status", "tests_passed", "tests_total",
                            "duration_s", "detail"}
-    assert not [f for f in os.listdir(out.parent) if f.startswith(".tmp-")]
+    assert os.listdir(out.parent) == ["out.jsonl"]  # no temp file left beside it
 
 
 def test_process_count_limited_for_unprivileged_uid(info):
