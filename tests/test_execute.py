@@ -369,6 +369,28 @@ def test_environment_is_scrubbed(monkeypatch):
              "assert ENV['HOME'] == os.getcwd()"]
     r = execute_one({"id": "env", "format": "assert", "code": code, "tests": tests})
     assert r["status"] == "passed", r
+    # the server's own settings (GIFT_SANDBOX_*) do not reach candidates, and what one
+    # candidate puts in its environment does not reach the next one
+    monkeypatch.setenv("GIFT_SANDBOX_SLOTS", "1")
+    ex.shutdown()
+    rows = [{"id": "set", "format": "assert", "code": "import os\nos.environ['LEAK'] = '1'\n",
+             "tests": ["assert os.environ['LEAK'] == '1'"]},
+            {"id": "get", "format": "assert", "code": code,
+             "tests": ["assert 'LEAK' not in ENV and not any(k.startswith('GIFT') for k in ENV), ENV"]}]
+    assert [r["status"] for r in execute(rows, workers=1)] == ["passed", "passed"]
+    ex.shutdown()
+
+
+def test_candidates_see_the_same_seeded_random_sequences_every_run():
+    from gift import execute as ex
+    code = "import random\nX = [random.random() for _ in range(3)]\n"
+    rows = [{"id": f"r{i}", "format": "assert", "code": code,
+             "tests": ["assert X == [0.8444218515250481, 0.7579544029403025, 0.420571580830845], X"]}
+            for i in range(4)]
+    assert [r["status"] for r in execute(rows, workers=2)] == ["passed"] * 4
+    ex.shutdown()  # a fresh server: the same sequence again
+    assert execute(rows[:1], workers=1)[0]["status"] == "passed"
+    assert ex.sandbox_info()["fork"] in ("libc", "os")
 
 
 def test_bad_rows_are_reported_not_raised():
