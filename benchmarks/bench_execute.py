@@ -223,7 +223,7 @@ def timed_engine(rows: list[dict], workers: int):
     pre = [r for r in rows if _heavy(r)]
     from gift.execute import _needed_preimports
     n_heavy = max(1, min(workers, round(workers * len(pre) / len(rows)))) if pre else 0
-    servers = _POOL.ensure(workers, _needed_preimports(pre), n_heavy)  # not timed: server start
+    servers = _POOL.ensure(workers, _needed_preimports(rows), n_heavy)  # not timed: server start
     pids = [p for s in servers for p in _proc_tree(s.proc.pid)]
     c0, s0 = _self_cpu(), _tree_cpu(pids)
     t = time.perf_counter()

@@ -36,50 +36,26 @@ import sys
 import tempfile
 import time
 
-_PREIMPORT = (
-    "re math cmath collections collections.abc itertools functools heapq bisect string "
-    "json random datetime time typing fractions decimal statistics copy operator array "
-    "io textwrap unicodedata calendar dataclasses enum numbers abc contextlib struct base64 "
-    "binascii zlib csv pprint queue threading weakref traceback warnings locale difflib "
-    "fnmatch glob keyword types inspect ast hashlib hmac secrets uuid"
+# Always pre-imported by the fork server (cheap, and used by most generated code; the server
+# needs json, random, hashlib, ... itself).
+_PREIMPORT = "re math cmath collections collections.abc itertools functools heapq bisect string".split()
+# Pre-imported only when the caller asks (GIFT_SANDBOX_PREIMPORT; gift.execute asks for those a
+# batch's code mentions): every module held by the server makes each fork and exit dearer (page
+# tables to copy and tear down), an unused one for nothing.  Not threading (nor queue, which
+# imports it): it registers an at-fork callback that would run in every child and copy ~140 pages
+# of the server's heap; a candidate that needs it imports it in ~1 ms.  benchmarks/bench_execute.py
+_OPTIONAL = (
+    "datetime typing fractions decimal statistics copy operator array textwrap unicodedata "
+    "calendar dataclasses enum numbers abc contextlib struct base64 binascii zlib csv pprint "
+    "weakref traceback warnings locale difflib fnmatch glob keyword types inspect ast hmac "
+    "secrets uuid json random time io hashlib"
 ).split()
 
 # The environment every candidate starts from (HOME and TMPDIR are set per candidate).
 # The server scrubs its own environment to this once, so a child only sets two keys.
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
              "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-_RAW_FORK = None  # libc fork(2) with the GIL held, set by main() when the server is single-threaded
-
-
-def _fork():
-    """fork(2) without CPython's at-fork work in the child.  ``os.fork()`` runs the
-    registered at-fork callbacks in every child (threading's ``_after_fork`` alone
-    copies ~140 pages of the server's heap on write); the server and the stdio
-    harness are single-threaded and hold no lock at this point, so the plain libc
-    call is safe and makes a candidate's start ~180 page faults cheaper
-    (benchmarks/bench_execute.py).  Falls back to ``os.fork()``."""
-    if _RAW_FORK is None:
-        return os.fork()
-    pid = _RAW_FORK()
-    if pid < 0:
-        import ctypes
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return pid
-
-
-def _init_raw_fork():
-    global _RAW_FORK
-    try:
-        if len(os.listdir("/proc/self/task")) != 1:  # threads (e.g. a BLAS pool): use os.fork
-            return
-        import ctypes
-        f = ctypes.PyDLL(None, use_errno=True).fork
-        f.restype, f.argtypes = ctypes.c_int, []
-        _RAW_FORK = f
-    except Exception:
-        _RAW_FORK = None
-
+_LOADED = []  # what of GIFT_SANDBOX_PREIMPORT the server has loaded (reported in the hello)
 
 RECORD_CAP = 64 << 20  # bytes of record kept by the server per candidate
 
@@ -802,7 +778,7 @@ def _run_stdio_mode(req, fd, tmp):
             data = data[os.write(infd, data):]
         os.lseek(infd, 0, 0)
         outr, outw = os.pipe()
-        pid = _fork()
+        pid = os.fork()
         if pid == 0:  # grandchild: runs the program
             rc = 1
             try:
@@ -868,6 +844,7 @@ def _child(req, tmp, wfd, uid, tests=None):
     env["HOME"] = tmp
     env["TMPDIR"] = tmp
     tempfile.tempdir = tmp
+    random.seed(0)  # (os.fork reseeded it from urandom): the same sequence for every candidate, every run
     timeout = float(req.get("timeout", 10.0))
     lim = [
         (resource.RLIMIT_AS, int(req.get("mem", 4 << 30))),
@@ -995,7 +972,7 @@ class Server:
                 "private_tmp": self.private_tmp, "numpy": "numpy" in sys.modules,
                 "pandas": "pandas" in sys.modules, "python": sys.version.split()[0],
                 "slots": self.slots, "schedstat": self.schedstat,
-                "fork": "libc" if _RAW_FORK is not None else "os"}
+                "threading": "threading" in sys.modules, "preimported": sorted(set(_LOADED))}
 
     # ------------------------------------------------------------ compile cache
     def _compile_tests(self, req):
@@ -1059,7 +1036,7 @@ class Server:
         if req.get("mode") == "plus":
             tests = self._decode_inputs(req)
         rfd, wfd = os.pipe()
-        pid = _fork()
+        pid = os.fork()
         if pid == 0:
             try:
                 os.close(rfd)
@@ -1466,24 +1443,27 @@ def _verify(raw):
 
 
 def main():
-    for m in _PREIMPORT + (os.environ.get("GIFT_SANDBOX_PREIMPORT", "numpy pandas").split()):
+    for m in _PREIMPORT:
+        __import__(m)
+    asked = os.environ.get("GIFT_SANDBOX_PREIMPORT")
+    asked = (_OPTIONAL + ["numpy", "pandas"]) if asked is None else asked.split()
+    for m in asked:
         try:
             __import__(m)
         except BaseException:
-            pass
+            continue
+        _LOADED.append(m)
     _init_numpy()
     srv = Server()
     os.environ.clear()
     os.environ.update(_BASE_ENV)
-    # candidates are forks of this state: seeded once, every candidate sees the same
-    # pseudo-random sequences on every run (random, numpy.random)
-    random.seed(0)
+    # candidates are forks of this state: numpy.random (not reseeded at fork) is seeded once,
+    # so every candidate sees the same sequence on every run (random: seeded in each child)
     if "numpy" in sys.modules:
         try:
             sys.modules["numpy"].random.seed(0)
         except Exception:
             pass
-    _init_raw_fork()
     gc.collect()
     gc.freeze()  # children do not touch (copy-on-write) the server's objects when they collect
     sys.stdout.write(json.dumps(srv.hello()) + "\n")

@@ -39,6 +39,7 @@ import collections
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -52,6 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
+from . import _sandbox_child
 from .io import read_jsonl, write_jsonl
 
 __all__ = ["execute", "execute_one", "sandbox_info", "shutdown", "STATUSES", "FORMATS"]
@@ -186,18 +188,32 @@ def _server_env(preimport: str | None = None) -> dict[str, str]:
 
 
 _HEAVY = ("numpy", "pandas")  # pre-imported by the fork servers only when a batch needs them
+# stdlib modules a server pre-imports when the batch's code mentions them (a word match is
+# enough: a module named but not imported costs a little memory, one imported but not
+# pre-imported costs each candidate the import)
+_OPTIONAL_RE = re.compile(r"\b(%s)\b" % "|".join(sorted(_sandbox_child._OPTIONAL, key=len, reverse=True)))
+
+
+def _row_code(r: dict) -> str:
+    tests = r.get("tests") or [] if r.get("format") != "evalplus" else []  # evalplus tests are data
+    return (r.get("code") or "") + "".join(map(str, tests)) + (r.get("setup") or "")
+
+
+def _heavy_of(text: str) -> set:
+    need = {m for m in _HEAVY if m in text}
+    if "pandas" in need:
+        need.add("numpy")
+    return need
 
 
 def _needed_preimports(rows: list[dict]) -> frozenset:
-    need = set()
+    """Modules the fork servers should hold for these rows: numpy/pandas where they are
+    mentioned at all, and the optional stdlib modules the code names."""
+    need: set = set()
     for r in rows:
-        tests = r.get("tests") or [] if r.get("format") != "evalplus" else []  # evalplus tests are data
-        text = (r.get("code") or "") + "".join(map(str, tests)) + (r.get("setup") or "")
-        for m in _HEAVY:
-            if m in text:
-                need.add(m)
-    if "pandas" in need:
-        need.add("numpy")
+        text = _row_code(r)
+        need |= _heavy_of(text)
+        need.update(_OPTIONAL_RE.findall(text))
     return frozenset(need)
 
 
@@ -220,8 +236,8 @@ class _Server:
             raise _ServerDied("sandbox server failed to start: "
                               + self.errlog.read()[-500:].decode("utf-8", "replace"))
         # what is really loaded (GIFT_SANDBOX_PREIMPORT may override the request)
-        self.preimport = frozenset(m for m in _HEAVY if self.info.get(m))
-        self.heavy = bool(self.preimport)
+        self.preimport = frozenset(self.info.get("preimported") or ()) | {m for m in _HEAVY if self.info.get(m)}
+        self.heavy = any(m in self.preimport for m in _HEAVY)
         self.slots = int(self.info.get("slots") or 1)
         self.inbuf = bytearray()
 
@@ -306,21 +322,25 @@ class _Pool:
         raise RuntimeError(f"cannot start the sandbox server: {last}")
 
     def ensure(self, n: int, preimport: frozenset = frozenset(), n_heavy: int | None = None) -> list[_Server]:
-        """-> n running servers, of which ``n_heavy`` (default: 1 if ``preimport``
-        else 0) have ``preimport`` loaded; extra servers are closed."""
+        """-> n running servers, of which ``n_heavy`` (default: 1 if ``preimport`` names
+        numpy/pandas, else 0) hold all of ``preimport``, the others all of it but
+        numpy/pandas; a running server that holds what is needed is kept, extra
+        servers are closed."""
+        heavy_mods = preimport & frozenset(_HEAVY)
+        light_need = preimport - heavy_mods
         if n_heavy is None:
-            n_heavy = 1 if preimport else 0
-        n_heavy = min(n, n_heavy) if preimport else 0
+            n_heavy = 1 if heavy_mods else 0
+        n_heavy = min(n, n_heavy) if heavy_mods else 0
         with self.lock:
             if self.variant is None and not self.servers:  # detect the isolation level once
-                self.servers.append(self._start(preimport if n_heavy else frozenset()))
-            heavy = [s for s in self.servers if preimport and preimport <= s.preimport]
-            light = [s for s in self.servers if s not in heavy]
+                self.servers.append(self._start(preimport if n_heavy else light_need))
+            heavy = [s for s in self.servers if heavy_mods and preimport <= s.preimport]
             use = heavy[:n_heavy]
             want = [preimport] * (n_heavy - len(use))
-            rest = light + heavy[n_heavy:]
+            rest = sorted((s for s in self.servers if s not in use and light_need <= s.preimport),
+                          key=lambda s: s.heavy)  # light ones first
             use += rest[: n - len(use) - len(want)]
-            want += [frozenset()] * (n - len(use) - len(want))
+            want += [light_need] * (n - len(use) - len(want))
             if want:
                 with ThreadPoolExecutor(len(want)) as ex:
                     use += list(ex.map(self._start, want))
@@ -929,7 +949,7 @@ def _bad_row(row: dict, e: Exception) -> dict:
 
 
 def _is_heavy(row: dict) -> bool:
-    return bool(_needed_preimports([row]))
+    return bool(_heavy_of(_row_code(row)))
 
 
 def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collections.deque, light_q: collections.deque,
@@ -1138,7 +1158,7 @@ def execute(rows: Iterable[dict], workers: int | None = None, progress: bool = F
     if jobs:
         with _RUN_LOCK:
             n = min(workers, len(jobs))
-            pre = _needed_preimports([rows[i] for i in heavy_q])
+            pre = _needed_preimports([rows[i] for i in jobs])
             n_heavy = 0
             if heavy_q:
                 n_heavy = max(1, min(n, round(n * len(heavy_q) / len(jobs))))

@@ -390,7 +390,18 @@ def test_candidates_see_the_same_seeded_random_sequences_every_run():
     assert [r["status"] for r in execute(rows, workers=2)] == ["passed"] * 4
     ex.shutdown()  # a fresh server: the same sequence again
     assert execute(rows[:1], workers=1)[0]["status"] == "passed"
-    assert ex.sandbox_info()["fork"] in ("libc", "os")
+
+
+def test_no_ctypes_and_no_threading_at_fork_work_in_a_light_server():
+    """ctypes must never be loaded where candidates run (reachable through sys.modules it
+    would read the record key out of memory); threading is left out of the light server
+    (its at-fork callback would run in every child)."""
+    code = "import sys\nX = sorted(m for m in sys.modules if 'ctypes' in m or m in ('threading', 'queue'))\n"
+    r = execute_one({"id": "mods", "format": "assert", "code": code, "tests": ["assert X == [], X"]})
+    assert r["status"] == "passed", r
+    code = "import threading\nX = []\nt = threading.Thread(target=X.append, args=(1,))\nt.start()\nt.join()\n"
+    r = execute_one({"id": "thr", "format": "assert", "code": code, "tests": ["assert X == [1]"]})
+    assert r["status"] == "passed", r
 
 
 def test_bad_rows_are_reported_not_raised():
@@ -643,3 +654,23 @@ def test_a_checkout_under_tmp_keeps_full_isolation(tmp_path):
     info, res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert info["isolation"] == "net+pid+mount" and info["uid"] and info["slots"] > 1, info
     assert res["status"] == "passed"
+
+
+def test_servers_preimport_the_modules_a_batch_mentions():
+    """A light server holds only what the batch's code names (each held module makes every
+    fork and exit dearer); a module it does not hold is still importable by a candidate."""
+    from gift import execute as ex
+    ex.shutdown()
+    names = "('dec' + 'imal', 'insp' + 'ect', 'uu' + 'id')"  # not written out: they would be matched
+    probe = f"import sys\nHELD = sorted(m for m in {names} if m in sys.modules)\n"
+    r = execute_one({"id": "none", "format": "assert", "code": probe + "import inspect as I\n",
+                     "tests": ["assert HELD == ['inspect'], HELD", "assert I.isfunction(lambda: 0)"]})
+    assert r["status"] == "passed", r
+    ex.shutdown()
+    r = execute_one({"id": "bare", "format": "assert", "code": probe + "import importlib\nU = importlib.import_module('u' + 'uid')\n",
+                     "tests": ["assert HELD == [], HELD", "assert len(str(U.UUID(int=1))) == 36"]})
+    assert r["status"] == "passed", r
+    assert ex._needed_preimports([{"code": "from decimal import Decimal", "tests": ["import numpy"]},
+                                  {"code": "import pandas as pd", "format": "evalplus",
+                                   "tests": ["typing"]}]) == {"decimal", "numpy", "pandas"}
+    ex.shutdown()
