@@ -221,9 +221,10 @@ def timed_engine(rows: list[dict], workers: int):
     from gift.execute import _POOL, execute
     execute(rows[:1], workers=1)  # warm-up (servers of the right kinds may start here)
     pre = [r for r in rows if _heavy(r)]
-    from gift.execute import _needed_preimports
-    n_heavy = max(1, min(workers, round(workers * len(pre) / len(rows)))) if pre else 0
-    servers = _POOL.ensure(workers, _needed_preimports(rows), n_heavy)  # not timed: server start
+    from gift.execute import SERVERS_PER_CORE, _needed_preimports
+    n = workers * SERVERS_PER_CORE  # what execute() starts for `workers` cores
+    n_heavy = max(1, min(n, round(n * len(pre) / len(rows)))) if pre else 0
+    servers = _POOL.ensure(n, _needed_preimports(rows), n_heavy)  # not timed: server start
     pids = [p for s in servers for p in _proc_tree(s.proc.pid)]
     c0, s0 = _self_cpu(), _tree_cpu(pids)
     t = time.perf_counter()
@@ -310,11 +311,16 @@ def main():
         st = Counter(r["status"] for r in eres)
         spin = sum(float(r["timeout_s"]) for r in rs if r["id"].endswith("-timeout"))
         print(f"\n== {name}: {n} candidates (median of {a.repeat} interleaved runs) ==")
+        rates_e = sorted(n / r[1] for r in runs_e)
+        rates_p = sorted(n / r[1] for r in runs_p)
+        ratios = sorted(p[1] / e[1] for e, p in zip(runs_e, runs_p))  # per interleaved pair
         print(f"  (a) gift.execute       {n / t_e:7.1f} cand/s  wall {t_e:6.2f}s  CPU {cpu_e:6.2f}s "
               f"({cpu_e / n * 1e3:.1f} ms/cand)  statuses {dict(st)}")
         print(f"  (b) paper-style harness {n / t_p:7.1f} cand/s  wall {t_p:6.2f}s  CPU {cpu_p:6.2f}s "
               f"({cpu_p / n * 1e3:.1f} ms/cand)  passed={sum(pres)}")
         print(f"  (c) fork/exec ceiling   {ceil:7.1f} cand/s")
+        print(f"  spread over the {a.repeat} runs: engine {rates_e[0]:.1f}-{rates_e[-1]:.1f}, paper "
+              f"{rates_p[0]:.1f}-{rates_p[-1]:.1f} cand/s; engine/paper per run {ratios[0]:.1f}-{ratios[-1]:.1f}x")
         print(f"  ratios: engine/paper = {t_p / t_e:.1f}x (by CPU: {cpu_p / max(cpu_e, 1e-9):.1f}x), "
               f"engine/ceiling = {n / t_e / ceil:.2f}x")
         if spin:

@@ -1024,7 +1024,7 @@ class Server:
         c.t0 = time.monotonic()
         timeout = float(req.get("timeout", 10.0))
         c.deadline = c.t0 + timeout
-        c.hard = c.t0 + 3 * timeout + 1.0
+        c.hard = c.t0 + 4 * timeout + 1.0  # >= 1/4 core: 2 servers per core, <= 2 busy candidates each
         c.slot = self.free_slots.pop()
         c.uid = self.uid + c.slot if self.uid else 0
         self.seq += 1
