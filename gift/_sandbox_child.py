@@ -26,18 +26,16 @@ import gc
 import hashlib
 import json
 import os
-import random
 import resource
 import selectors
 import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
 
 # Always pre-imported by the fork server (cheap, and used by most generated code; the server
-# needs json, random, hashlib, ... itself).
+# needs json, hashlib, selectors, ... itself; not random or tempfile: see Server.__init__).
 _PREIMPORT = "re math cmath collections collections.abc itertools functools heapq bisect string".split()
 # Pre-imported only when the caller asks (GIFT_SANDBOX_PREIMPORT; gift.execute asks for those a
 # batch's code mentions): every module held by the server makes each fork and exit dearer (page
@@ -843,8 +841,11 @@ def _child(req, tmp, wfd, uid, tests=None):
     env = os.environ  # already _BASE_ENV (scrubbed once in the server)
     env["HOME"] = tmp
     env["TMPDIR"] = tmp
-    tempfile.tempdir = tmp
-    random.seed(0)  # (os.fork reseeded it from urandom): the same sequence for every candidate, every run
+    mods = sys.modules
+    if "tempfile" in mods:  # (else a candidate's tempfile finds TMPDIR)
+        mods["tempfile"].tempdir = tmp
+    if "random" in mods:  # held when the batch names it; os.fork reseeded it from urandom:
+        mods["random"].seed(0)  # the same sequence for every candidate, every run
     timeout = float(req.get("timeout", 10.0))
     lim = [
         (resource.RLIMIT_AS, int(req.get("mem", 4 << 30))),
@@ -908,12 +909,15 @@ class Server:
             self.own_proc = self.pid1 and os.readlink("/proc/self") == "1"
         except OSError:
             self.own_proc = False
-        self.base = tempfile.mkdtemp(prefix="gift-sbx-")
+        # (not tempfile, which imports random: a loaded random module reseeds itself from
+        # os.urandom in every forked child, ~45 more page faults per candidate)
+        self.base = os.path.join(os.environ.get("TMPDIR") or "/tmp", "gift-sbx-" + os.urandom(8).hex())
+        os.mkdir(self.base, 0o700)
         os.chmod(self.base, 0o711)
         self.uid = 0
         want = os.environ.get("GIFT_SANDBOX_UID", "auto")
         if os.geteuid() == 0 and want != "0":
-            cand = random.randrange(200000, 2_000_000_000)
+            cand = 200000 + int.from_bytes(os.urandom(4), "little") % (2_000_000_000 - 200000)
             if self._uid_works(cand):
                 self.uid = cand
         self.private_tmp = os.environ.get("GIFT_SANDBOX_PRIVATE_TMP") == "1"

@@ -394,9 +394,13 @@ def test_candidates_see_the_same_seeded_random_sequences_every_run():
 
 def test_no_ctypes_and_no_threading_at_fork_work_in_a_light_server():
     """ctypes must never be loaded where candidates run (reachable through sys.modules it
-    would read the record key out of memory); threading is left out of the light server
-    (its at-fork callback would run in every child)."""
-    code = "import sys\nX = sorted(m for m in sys.modules if 'ctypes' in m or m in ('threading', 'queue'))\n"
+    would read the record key out of memory); threading and random (random is imported by
+    tempfile) are left out of a light server unless the batch names them: their at-fork
+    callbacks would run in every child."""
+    from gift import execute as ex
+    ex.shutdown()  # (a running server that holds more than a batch needs is reused)
+    code = ("import sys\nX = sorted(m for m in sys.modules if 'ctypes' in m or m in ('threading', 'queue', "
+            "'ran' + 'dom', 'temp' + 'file'))\n")  # (random/tempfile not named: the batch does not ask for them)
     r = execute_one({"id": "mods", "format": "assert", "code": code, "tests": ["assert X == [], X"]})
     assert r["status"] == "passed", r
     code = "import threading\nX = []\nt = threading.Thread(target=X.append, args=(1,))\nt.start()\nt.join()\n"
