@@ -53,6 +53,17 @@ _OPTIONAL = (
 # The server scrubs its own environment to this once, so a child only sets two keys.
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
              "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_STREAMS_OK = False  # sys.stdin/stdout/stderr are the server's own objects on fds 0/1/2 (main())
+
+
+def _streams_ok():
+    try:
+        return all(getattr(sys, n) is getattr(sys, "__%s__" % n) is not None
+                   and getattr(sys, n).fileno() == fd for n, fd in (("stdin", 0), ("stdout", 1), ("stderr", 2)))
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 _LOADED = []  # what of GIFT_SANDBOX_PREIMPORT the server has loaded (reported in the hello)
 
 RECORD_CAP = 64 << 20  # bytes of record kept by the server per candidate
@@ -867,12 +878,11 @@ def _child(req, tmp, wfd, uid, tests=None):
         os.setuid(uid)
     sys.dont_write_bytecode = True
     # the server's own stream objects (empty buffers: the server talks through os.read/os.write)
-    # now write to /dev/null; reusing them saves building three new ones in every child
-    for name, fd, mode in (("stdout", 1, "w"), ("stderr", 2, "w"), ("stdin", 0, "r")):
-        f = getattr(sys, "__%s__" % name)
-        if f is None or f.closed or f.fileno() != fd:
-            f = open(fd, mode, closefd=False)
-        setattr(sys, name, f)
+    # now write to /dev/null: kept as they are (checked once by the server, _streams_ok) instead
+    # of building three new ones in every child
+    if not _STREAMS_OK:
+        for name, fd, mode in (("stdout", 1, "w"), ("stderr", 2, "w"), ("stdin", 0, "r")):
+            setattr(sys, name, open(fd, mode, closefd=False))
     if req["mode"] == "stdio":
         _run_stdio_mode(req, hi, tmp)
     else:
@@ -1468,6 +1478,8 @@ def main():
             sys.modules["numpy"].random.seed(0)
         except Exception:
             pass
+    global _STREAMS_OK
+    _STREAMS_OK = _streams_ok()
     gc.collect()
     gc.freeze()  # children do not touch (copy-on-write) the server's objects when they collect
     sys.stdout.write(json.dumps(srv.hello()) + "\n")
