@@ -220,10 +220,8 @@ def timed_engine(rows: list[dict], workers: int):
     """-> (results, wall s, CPU s of the caller + fork servers + candidates)."""
     from gift.execute import _POOL, execute
     execute(rows[:1], workers=1)  # warm-up (servers of the right kinds may start here)
-    pre = [r for r in rows if _heavy(r)]
-    from gift.execute import SERVERS_PER_CORE, _needed_preimports
-    n = workers * SERVERS_PER_CORE  # what execute() starts for `workers` cores
-    n_heavy = max(1, min(n, round(n * len(pre) / len(rows)))) if pre else 0
+    from gift.execute import _needed_preimports, _server_counts
+    n, n_heavy = _server_counts(workers, len(rows), sum(map(_heavy, rows)))  # what execute() starts
     servers = _POOL.ensure(n, _needed_preimports(rows), n_heavy)  # not timed: server start
     pids = [p for s in servers for p in _proc_tree(s.proc.pid)]
     c0, s0 = _self_cpu(), _tree_cpu(pids)

@@ -53,15 +53,19 @@ _OPTIONAL = (
 # The server scrubs its own environment to this once, so a child only sets two keys.
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
              "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-_STREAMS_OK = False  # sys.stdin/stdout/stderr are the server's own objects on fds 0/1/2 (main())
 
 
-def _streams_ok():
-    try:
-        return all(getattr(sys, n) is getattr(sys, "__%s__" % n) is not None
-                   and getattr(sys, n).fileno() == fd for n, fd in (("stdin", 0), ("stdout", 1), ("stderr", 2)))
-    except (AttributeError, ValueError, OSError):
-        return False
+def _own_streams():
+    """Make sys.stdin/stdout/stderr stream objects on fds 0/1/2 (once, in the server): a forked
+    child, whose 0/1/2 point at /dev/null, keeps them instead of building three new ones."""
+    for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        f = getattr(sys, name)
+        try:
+            ok = f is not None and f.fileno() == fd
+        except (AttributeError, ValueError, OSError):
+            ok = False
+        if not ok:
+            setattr(sys, name, open(fd, mode, closefd=False))
 
 
 _LOADED = []  # what of GIFT_SANDBOX_PREIMPORT the server has loaded (reported in the hello)
@@ -877,12 +881,8 @@ def _child(req, tmp, wfd, uid, tests=None):
         os.setgid(uid)
         os.setuid(uid)
     sys.dont_write_bytecode = True
-    # the server's own stream objects (empty buffers: the server talks through os.read/os.write)
-    # now write to /dev/null: kept as they are (checked once by the server, _streams_ok) instead
-    # of building three new ones in every child
-    if not _STREAMS_OK:
-        for name, fd, mode in (("stdout", 1, "w"), ("stderr", 2, "w"), ("stdin", 0, "r")):
-            setattr(sys, name, open(fd, mode, closefd=False))
+    # sys.stdin/stdout/stderr: the server's own objects on fds 0/1/2 (_own_streams; empty buffers,
+    # the server talks through os.read/os.write), which now read and write /dev/null
     if req["mode"] == "stdio":
         _run_stdio_mode(req, hi, tmp)
     else:
@@ -986,7 +986,7 @@ class Server:
                 "private_tmp": self.private_tmp, "numpy": "numpy" in sys.modules,
                 "pandas": "pandas" in sys.modules, "python": sys.version.split()[0],
                 "slots": self.slots, "schedstat": self.schedstat,
-                "threading": "threading" in sys.modules, "preimported": sorted(set(_LOADED))}
+                "preimported": sorted(set(_LOADED))}
 
     # ------------------------------------------------------------ compile cache
     def _compile_tests(self, req):
@@ -1478,8 +1478,7 @@ def main():
             sys.modules["numpy"].random.seed(0)
         except Exception:
             pass
-    global _STREAMS_OK
-    _STREAMS_OK = _streams_ok()
+    _own_streams()
     gc.collect()
     gc.freeze()  # children do not touch (copy-on-write) the server's objects when they collect
     sys.stdout.write(json.dumps(srv.hello()) + "\n")

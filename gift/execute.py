@@ -194,27 +194,27 @@ _HEAVY = ("numpy", "pandas")  # pre-imported by the fork servers only when a bat
 _OPTIONAL_RE = re.compile(r"\b(%s)\b" % "|".join(sorted(_sandbox_child._OPTIONAL, key=len, reverse=True)))
 
 
-def _row_code(r: dict) -> str:
+def _row_needs(r: dict) -> set:
+    """Modules a fork server should hold for this row: numpy/pandas where they are mentioned at
+    all (pandas implies numpy), and the optional stdlib modules the code names."""
     tests = r.get("tests") or [] if r.get("format") != "evalplus" else []  # evalplus tests are data
-    return (r.get("code") or "") + "".join(map(str, tests)) + (r.get("setup") or "")
-
-
-def _heavy_of(text: str) -> set:
+    text = (r.get("code") or "") + "".join(map(str, tests)) + (r.get("setup") or "")
     need = {m for m in _HEAVY if m in text}
     if "pandas" in need:
         need.add("numpy")
+    need.update(_OPTIONAL_RE.findall(text))
     return need
 
 
 def _needed_preimports(rows: list[dict]) -> frozenset:
-    """Modules the fork servers should hold for these rows: numpy/pandas where they are
-    mentioned at all, and the optional stdlib modules the code names."""
-    need: set = set()
-    for r in rows:
-        text = _row_code(r)
-        need |= _heavy_of(text)
-        need.update(_OPTIONAL_RE.findall(text))
-    return frozenset(need)
+    return frozenset().union(*map(_row_needs, rows))
+
+
+def _server_counts(workers: int, n_jobs: int, n_heavy_rows: int) -> tuple[int, int]:
+    """-> (fork servers, of which heavy) for a batch: SERVERS_PER_CORE per core, heavy ones in
+    proportion to the heavy rows (at least one when there are any)."""
+    n = min(workers * SERVERS_PER_CORE, n_jobs)
+    return n, (max(1, min(n, round(n * n_heavy_rows / n_jobs))) if n_heavy_rows else 0)
 
 
 class _ServerDied(RuntimeError):
@@ -949,7 +949,7 @@ def _bad_row(row: dict, e: Exception) -> dict:
 
 
 def _is_heavy(row: dict) -> bool:
-    return bool(_heavy_of(_row_code(row)))
+    return not _row_needs(row).isdisjoint(_HEAVY)
 
 
 def _drive(servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collections.deque, light_q: collections.deque,
@@ -1140,6 +1140,7 @@ def execute(rows: Iterable[dict], workers: int | None = None, progress: bool = F
     heavy_q: collections.deque = collections.deque()
     light_q: collections.deque = collections.deque()
     memo: dict = {}
+    need: set = set()
     for i, row in enumerate(rows):
         try:
             req, expected, total = _prepare(row, memo)
@@ -1150,7 +1151,9 @@ def execute(rows: Iterable[dict], workers: int | None = None, progress: bool = F
         meta[i] = (row.get("format", "assert"), expected, total)
         jobs[i] = json.dumps(req).encode() + b"\n"
         timeouts[i] = float(req["timeout"])
-        (heavy_q if _is_heavy(row) else light_q).append(i)
+        row_need = _row_needs(row)
+        need |= row_need
+        (light_q if row_need.isdisjoint(_HEAVY) else heavy_q).append(i)
     done = [len(rows) - len(jobs)]
     t0 = time.monotonic()
 
@@ -1165,12 +1168,8 @@ def execute(rows: Iterable[dict], workers: int | None = None, progress: bool = F
 
     if jobs:
         with _RUN_LOCK:
-            n = min(workers * SERVERS_PER_CORE, len(jobs))
-            pre = _needed_preimports([rows[i] for i in jobs])
-            n_heavy = 0
-            if heavy_q:
-                n_heavy = max(1, min(n, round(n * len(heavy_q) / len(jobs))))
-            servers = _POOL.ensure(n, pre, n_heavy)
+            n, n_heavy = _server_counts(workers, len(jobs), len(heavy_q))
+            servers = _POOL.ensure(n, frozenset(need), n_heavy)
             ok = False
             try:
                 _drive(servers, jobs, timeouts, heavy_q, light_q, finish, heavy_rows=set(heavy_q))
