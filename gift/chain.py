@@ -10,14 +10,15 @@ Per problem and iteration t (files under ``results/<exp>/<pool>/iter<t>/``):
 
 and for the Gibbs pool only, the next description ~ p(description | kept code), written as iteration
 t+1's ``descriptions.jsonl``. If no code passed at step t, the chain summarises its last kept code, or the
-reference solution when none passed yet (as the authors do). The RFT pool runs the same steps with the
+reference solution when none passed yet (``gibbs.on_no_pass: last_kept``, what the authors evidently
+intended); ``reference`` always summarises the reference then, which is what their released code does
+(it reads the wrong iteration's file, see docs/fidelity.md). The RFT pool runs the same steps with the
 seed description at every iteration: the same sample budget, the same keep rule, only the
 description differs.
 """
 
 from __future__ import annotations
 
-from . import prompts as P
 from .seeding import derive, rng
 
 
@@ -25,31 +26,60 @@ def seed_descriptions(problems: list[dict]) -> list[dict]:
     return [{"task_id": p["task_id"], "iteration": 0, "description": p["description"], "source": "seed"} for p in problems]
 
 
+def _stops(layout, problems: list[dict], stage: str):
+    """Stop strings every problem of one generation call shares (the exact cut is the layout's ``extract``)."""
+    lists = [layout.stops(p, stage) for p in problems] or [layout.stops(None, stage)]
+    if any(s is None for s in lists):
+        return None
+    common = [s for s in lists[0] if all(s in other for other in lists[1:])]
+    return common or None
+
+
 def sample_codes(backend, problems: list[dict], descriptions: list[dict], *, n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, style: str, seed: int, iteration: int, pool: str) -> list[dict]:
+                 max_new_tokens: int, layout, seed: int, iteration: int, pool: str) -> list[dict]:
     """n codes per problem from p(code | description)."""
     by_id = {d["task_id"]: d["description"] for d in descriptions}
     missing = [p["task_id"] for p in problems if p["task_id"] not in by_id]
     if missing:
         raise ValueError(f"descriptions of iteration {iteration} lack problems {missing[:5]}")
-    prompts = [P.code_prompt(backend.tok, by_id[p["task_id"]], p, style) for p in problems]
-    stop = P.COMPLETION_STOPS if style == "completion" else None
+    prompts = [layout.code_prompt(backend.tok, by_id[p["task_id"]], p) for p in problems]
     outs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            seed=derive(seed, pool, iteration, "codes"), stop=stop, fence_stop=style == "chat",
-                            desc=f"{pool} iter {iteration}: codes")
+                            seed=derive(seed, pool, iteration, "codes"), stop=_stops(layout, problems, "chain"),
+                            fence_stop=layout.fence_stop, desc=f"{pool} iter {iteration}: codes")
     rows = []
-    for p, samples in zip(problems, outs):
+    for p, prompt, samples in zip(problems, prompts, outs):
         for j, raw in enumerate(samples):
             rows.append({"task_id": p["task_id"], "iteration": iteration, "sample": j, "description": by_id[p["task_id"]],
-                         "raw": raw, "code": P.extract_code(raw, style, p)})
+                         "raw": raw, "code": layout.extract(raw, p, prompt, "chain")})
     return rows
 
 
-def exec_row(problem: dict, code: str, row_id: str, timeout_s: float) -> dict:
-    """An execution-engine input row for ``code`` against ``problem``'s tests."""
+# The authors' CodeInsight harness runs every test file after this import block, with numpy, pandas and
+# sklearn also bound to their usual aliases (codeinsight.harness: authors). sklearn and bs4 are imported
+# if they can be: the sandbox blocks ctypes, which sklearn needs, and bs4 is not installed here (no
+# CodeInsight problem shipped here uses either; one that does fails under both harnesses).
+CODEINSIGHT_IMPORTS = ("import numpy as np\nimport pandas as pd\n"
+                       "import numpy\nimport math\nimport pandas\nimport string\nimport datetime\nimport json\nimport itertools\n"
+                       "import random\nimport functools\nimport collections\nimport re\n"
+                       "try:\n    import sklearn\nexcept Exception:\n    pass\n"
+                       "try:\n    import bs4\nexcept Exception:\n    pass\n")
+HARNESSES = ("strict", "authors")
+
+
+def exec_row(problem: dict, code: str, row_id: str, timeout_s: float, harness: str = "strict") -> dict:
+    """An execution-engine input row for ``code`` against ``problem``'s tests.
+
+    ``harness`` (``codeinsight.harness``) matters for CodeInsight only: ``strict`` runs the program and its
+    tests alone, bare comparison lines made assertions; ``authors`` puts the authors' import block first
+    and runs the test files as released (a bare comparison is evaluated and not checked)."""
+    if harness not in HARNESSES:
+        raise ValueError(f"codeinsight.harness: {harness!r} ({' | '.join(HARNESSES)})")
+    tests = problem["tests"]
+    if harness == "authors" and problem.get("raw_tests") is not None:
+        code, tests = CODEINSIGHT_IMPORTS + "\n" + code, problem["raw_tests"]
     # APPS programs rely on the imports APPS's own harness puts before every program
     code = problem["prelude"] + "\n" + code if problem.get("prelude") else code
-    row = {"id": row_id, "code": code, "tests": problem["tests"], "format": problem["format"], "timeout_s": timeout_s}
+    row = {"id": row_id, "code": code, "tests": tests, "format": problem["format"], "timeout_s": timeout_s}
     if problem.get("setup"):
         row["setup"] = problem["setup"]
     if problem.get("entry_point"):
@@ -59,11 +89,11 @@ def exec_row(problem: dict, code: str, row_id: str, timeout_s: float) -> dict:
     return row
 
 
-def test_codes(problems: list[dict], codes: list[dict], *, timeout_s: float, workers: int | None) -> list[dict]:
+def test_codes(problems: list[dict], codes: list[dict], *, timeout_s: float, workers: int | None, harness: str = "strict") -> list[dict]:
     from .execute import execute
 
     by_id = {p["task_id"]: p for p in problems}
-    rows = [exec_row(by_id[c["task_id"]], c["code"], f"{c['task_id']}#{c['sample']}", timeout_s) for c in codes]
+    rows = [exec_row(by_id[c["task_id"]], c["code"], f"{c['task_id']}#{c['sample']}", timeout_s, harness) for c in codes]
     results = execute(rows, workers=workers, progress=True)
     out = []
     for c, r in zip(codes, results):
@@ -99,50 +129,59 @@ def keep(problems: list[dict], codes: list[dict], results: list[dict], previous:
     return rows
 
 
+ON_NO_PASS = ("last_kept", "reference")
+
+
 def describe(backend, problems: list[dict], kept: list[dict], examples: list[tuple[str, str, str]], *, temperature: float,
-             top_p: float, max_new_tokens: int, style: str, seed: int, iteration: int) -> list[dict]:
+             top_p: float, max_new_tokens: int, layout, seed: int, iteration: int, on_no_pass: str = "last_kept") -> list[dict]:
     """Descriptions for iteration t+1 ~ p(description | code_t), one in-context example each.
 
-    ``examples`` are (task_id, code, description) triples; a problem never gets its own as the example."""
+    ``examples`` are (task_id, code, description) triples (``describe_examples``); a problem never gets its
+    own as the example. ``on_no_pass``: what a problem whose step kept no code summarises (``last_kept``:
+    its last kept code, else the reference; ``reference``: the reference)."""
+    if on_no_pass not in ON_NO_PASS:
+        raise ValueError(f"gibbs.on_no_pass: {on_no_pass!r} ({' | '.join(ON_NO_PASS)})")
+    if not examples:
+        raise ValueError("describe: no in-context example")
     by_id = {k["task_id"]: k for k in kept}
     prompts, sources, codes = [], [], []
     for p in problems:
         k = by_id[p["task_id"]]
         if k["kept"]:
             code, source = k["kept"][-1]["code"], "kept"
-        elif k["last_code"]:
+        elif k["last_code"] and on_no_pass == "last_kept":
             code, source = k["last_code"], "last_kept"
         else:
             code, source = p["reference"], "reference"
         pool = [e for e in examples if e[0] != p["task_id"]] or examples
         ex = rng(seed, "example", iteration, p["task_id"]).choice(pool)
-        prompts.append(P.description_prompt(backend.tok, code, (ex[1], ex[2]), style))
+        prompts.append(layout.describe_prompt(backend.tok, code, (ex[1], ex[2])))
         sources.append(source)
         codes.append(code)
-    stop = P.DESCRIPTION_STOPS if style == "completion" else None
     outs = backend.generate(prompts, n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            seed=derive(seed, "gibbs", iteration, "descriptions"), stop=stop, desc=f"gibbs iter {iteration}: descriptions")
+                            seed=derive(seed, "gibbs", iteration, "descriptions"), stop=layout.description_stops,
+                            desc=f"gibbs iter {iteration}: descriptions")
     rows = []
     for p, out, source, code in zip(problems, outs, sources, codes):
-        desc = P.clean_description(out[0])
-        if not desc:  # an empty summary would leave the next step without a task: keep the seed wording
+        desc = layout.clean_description(out[0])
+        if not desc.strip():  # an empty summary would leave the next step without a task: keep the seed wording
             desc, source = p["description"], source + "+seed_fallback"
         rows.append({"task_id": p["task_id"], "iteration": iteration + 1, "description": desc, "source": source,
                      "from_code": code, "raw": out[0]})
     return rows
 
 
-def rewrite(backend, problems: list[dict], *, temperature: float, top_p: float, max_new_tokens: int, style: str, seed: int,
+def rewrite(backend, problems: list[dict], *, temperature: float, top_p: float, max_new_tokens: int, layout, seed: int,
             iteration: int) -> list[dict]:
     """RFT with rewritten descriptions (RFT+RD): each step paraphrases the *seed* description afresh, and
     that step's codes are sampled from the paraphrase (the chain never feeds back)."""
-    prompts = [P.rewrite_prompt(backend.tok, p["description"], P.REWRITE_EXAMPLE, style) for p in problems]
-    stop = P.DESCRIPTION_STOPS if style == "completion" else None
+    prompts = [layout.rewrite_prompt(backend.tok, p["description"]) for p in problems]
     outs = backend.generate(prompts, n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            seed=derive(seed, "rft_rd", iteration, "rewrite"), stop=stop, desc=f"rft_rd iter {iteration}: rewrites")
+                            seed=derive(seed, "rft_rd", iteration, "rewrite"), stop=layout.description_stops,
+                            desc=f"rft_rd iter {iteration}: rewrites")
     rows = []
     for p, out in zip(problems, outs):
-        desc, source = P.clean_description(out[0]), "rewrite"
+        desc, source = layout.clean_description(out[0]).strip(), "rewrite"
         if not desc:
             desc, source = p["description"], "rewrite+seed_fallback"
         rows.append({"task_id": p["task_id"], "iteration": iteration, "description": desc, "source": source, "raw": out[0]})

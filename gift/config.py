@@ -27,12 +27,26 @@ def _where(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+# keys that were renamed: a config that still uses one gets the new name in its error
+RENAMED = {
+    ("model", "prompt_style"): "prompt.layout (chat | authors; 'completion' is now 'authors', the authors' layout)",
+}
+
+
 def errors(config: dict, schema: dict | None = None) -> list[str]:
     import jsonschema
 
     schema = schema or load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     msgs = []
+    for (section, key), new in RENAMED.items():
+        if isinstance(config.get(section), dict) and key in config[section]:
+            msgs.append(f"{section}.{key}: renamed, use {new}")
+        sampler = (config.get("model") or {}).get("sampler") if section == "model" else None
+        if isinstance(sampler, dict) and key in sampler:
+            msgs.append(f"model.sampler.{key}: renamed, use model.sampler.layout (chat | authors)")
+    if msgs:
+        return msgs
     for e in sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path)))):
         where = _where(e.absolute_path)
         if e.validator == "additionalProperties" and isinstance(e.instance, dict):
@@ -74,6 +88,11 @@ def evaluator(config: dict) -> str:
 
 
 def _semantic_errors(config: dict) -> list[str]:
+    gen = config.get("generation") or {}
+    bos = (config.get("tokenize") or {}).get("bos", False)
+    if gen.get("backend") == "openai" and bos != "auto":
+        return [f"tokenize.bos: {str(bos).lower()} with generation.backend openai: the server tokenises the prompt "
+                "text itself (its tokenizer's default BOS), so only 'auto' says what happens"]
     if (config.get("evaluation") or {}).get("evaluator") != "evalplus":
         return []
     dataset, path = _test_set(config)
@@ -92,3 +111,34 @@ def check(config: dict, source: str = "config") -> None:
     if errs:
         more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
         raise ConfigError(f"{source} error: {errs[0]}{more}")
+
+
+def check_files(config: dict) -> None:
+    """Files the config names that no rule produces, checked before anything runs: the in-context example
+    file of the code -> description step (a one-line ConfigError naming the file and what is wrong)."""
+    from .examples import ExamplesError, read_examples_file
+
+    path = ((config.get("gibbs") or {}).get("description") or {}).get("examples", "seed")
+    if path != "seed":
+        try:
+            read_examples_file(path)
+        except ExamplesError as e:
+            raise ConfigError(f"config error: {e}") from None
+
+
+def subset(config: dict, keys: list[str]) -> dict:
+    """The part of ``config`` under the dotted ``keys`` (``gibbs.temperature``, ``tokenize``), nested as in
+    the config; a key the config lacks is left out."""
+    out: dict = {}
+    for key in keys:
+        parts = key.split(".")
+        src, dst = config, out
+        for part in parts[:-1]:
+            if not isinstance(src, dict) or part not in src:
+                src = None
+                break
+            src = src[part]
+            dst = dst.setdefault(part, {})
+        if isinstance(src, dict) and parts[-1] in src:
+            dst[parts[-1]] = src[parts[-1]]
+    return out

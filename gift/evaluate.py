@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from math import comb
 
-from . import prompts as P
 from .seeding import derive
 
 
@@ -18,30 +17,37 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def generate_samples(backend, problems: list[dict], *, n_samples: int, temperature: float, top_p: float, max_new_tokens: int,
-                     style: str, seed: int, label: str) -> list[dict]:
-    prompts = [P.code_prompt(backend.tok, p["description"], p, style) for p in problems]
-    stop = P.COMPLETION_STOPS if style == "completion" else None
-    common = dict(max_new_tokens=max_new_tokens, stop=stop, fence_stop=style == "chat")
+                     layout, seed: int, label: str) -> list[dict]:
+    """Greedy completions (pass@1) and ``n_samples`` sampled ones (pass@k) per problem, made programs by
+    the layout (the authors' evaluation cut in the ``authors`` layout)."""
+    from .chain import _stops
+
+    prompts = [layout.code_prompt(backend.tok, p["description"], p) for p in problems]
+    common = dict(max_new_tokens=max_new_tokens, stop=_stops(layout, problems, "eval"), fence_stop=layout.fence_stop)
     greedy = backend.generate(prompts, n=1, temperature=0.0, seed=derive(seed, label, "greedy"), desc=f"eval {label}: greedy", **common)
     rows = []
-    for p, out in zip(problems, greedy):
-        rows.append({"task_id": p["task_id"], "mode": "greedy", "sample": 0, "raw": out[0], "code": P.extract_code(out[0], style, p)})
+    for p, prompt, out in zip(problems, prompts, greedy):
+        rows.append({"task_id": p["task_id"], "mode": "greedy", "sample": 0, "raw": out[0],
+                     "code": layout.extract(out[0], p, prompt, "eval")})
     if n_samples > 0:
         sampled = backend.generate(prompts, n=n_samples, temperature=temperature, top_p=top_p, seed=derive(seed, label, "sampled"),
                                    desc=f"eval {label}: sampled", **common)
-        for p, outs in zip(problems, sampled):
+        for p, prompt, outs in zip(problems, prompts, sampled):
             for j, out in enumerate(outs):
-                rows.append({"task_id": p["task_id"], "mode": "sampled", "sample": j, "raw": out, "code": P.extract_code(out, style, p)})
+                rows.append({"task_id": p["task_id"], "mode": "sampled", "sample": j, "raw": out,
+                             "code": layout.extract(out, p, prompt, "eval")})
     return rows
 
 
-def score_samples(problems: list[dict], samples: list[dict], *, timeout_s: float, workers: int | None, ks: list[int]):
+def score_samples(problems: list[dict], samples: list[dict], *, timeout_s: float, workers: int | None, ks: list[int],
+                  harness: str = "strict"):
     """Run every sample against its problem's tests; per-sample results and the score summary."""
     from .chain import exec_row
     from .execute import execute
 
     by_id = {p["task_id"]: p for p in problems}
-    rows = [exec_row(by_id[s["task_id"]], s["code"], f"{s['task_id']}#{s['mode']}#{s['sample']}", timeout_s) for s in samples]
+    rows = [exec_row(by_id[s["task_id"]], s["code"], f"{s['task_id']}#{s['mode']}#{s['sample']}", timeout_s, harness)
+            for s in samples]
     verdicts = execute(rows, workers=workers, progress=True)
     results = [{"task_id": s["task_id"], "mode": s["mode"], "sample": s["sample"], "passed": bool(v["passed"]), "status": v["status"],
                 "tests_passed": v["tests_passed"], "tests_total": v["tests_total"], "detail": v.get("detail", "")}

@@ -570,6 +570,8 @@ def _prepare(row: dict, memo: dict | None = None) -> tuple[dict, list, int]:
                 exp = "\n".join(map(str, out)) if isinstance(out, list) else str(out)
                 caps.append(min(16 << 20, 2 * len(exp.encode()) + (64 << 10)))
             req.update(mode="stdio", stdins=stdins, caps=caps)
+            if row.get("fn_name"):  # APPS+: the program defines a function that reads stdin; call it per test
+                req["fn_name"] = row["fn_name"]
     return req, expected, total
 
 

@@ -12,12 +12,13 @@ and a KV cache; greedy decoding when temperature == 0. Other backends are chosen
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 from tqdm import tqdm
 
 from .prompts import truncate
+from .ppl import token_nll
+from .tokens import Tokenization
 
 
 class _Stopper:
@@ -65,17 +66,25 @@ class _HFStop:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-def sample_next(logits, temperature: float, top_p: float, generator, candidates: int = 512):
-    """Next token per row: argmax when temperature == 0, else nucleus sampling from softmax(logits / T).
+def sample_next(logits, temperature: float, top_p: float, generator, candidates: int = 512, top_k: int = 0):
+    """Next token per row: argmax when temperature == 0, else sampling from softmax(logits / T) restricted,
+    in transformers' order, to the ``top_k`` most likely tokens (0: all) and then to the nucleus (the
+    smallest set of most likely tokens whose mass reaches ``top_p``, renormalised).
 
-    The nucleus (smallest set of most likely tokens whose mass reaches ``top_p``) is found among the
-    ``candidates`` most likely tokens; rows whose nucleus is larger fall back to a full sort, so the
-    distribution is exactly that of top-p sampling without sorting the whole vocabulary every step."""
+    The nucleus is found among the ``candidates`` (or ``top_k``) most likely tokens; rows whose nucleus is
+    larger fall back to a full sort, so the distribution is exactly that of top-k / top-p sampling without
+    sorting the whole vocabulary every step."""
     import torch
 
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_k and top_k < probs.shape[-1]:
+        top, idx = probs.topk(top_k, dim=-1)
+        top = top / top.sum(-1, keepdim=True)
+        if top_p >= 1.0:
+            return idx.gather(-1, torch.multinomial(top, 1, generator=generator)).squeeze(-1)
+        return _nucleus(top, idx, top_p, generator)
     if top_p >= 1.0:
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
     k = min(candidates, probs.shape[-1])
@@ -102,13 +111,27 @@ def _nucleus(sorted_probs, sorted_idx, top_p, generator):
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model_path: str, dtype: str = "float32", device: str = "auto", batch_size: int = 24, progress: bool = True):
+    def __init__(self, model_path: str, dtype: str = "float32", device: str = "auto", batch_size: int = 24, progress: bool = True,
+                 tokenization: Tokenization | None = None, top_k: int = 0):
         from . import model as model_mod
 
         self.model, self.tok = model_mod.load(model_path, dtype=dtype, device=device)
         self.tok.padding_side = "left"
         self.batch_size = batch_size
         self.progress = progress
+        self.tokenization = tokenization or Tokenization()
+        self.top_k = int(top_k or 0)
+
+    def encode_batch(self, texts: Sequence[str]):
+        """Left-padded ``input_ids`` and ``attention_mask`` of prompts, each tokenised by the policy."""
+        import torch
+
+        ids = [self.tokenization.encode(self.tok, t) for t in texts]
+        width = max(len(x) for x in ids)
+        pad = self.tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        return input_ids, attn
 
     @property
     def device(self):
@@ -135,9 +158,9 @@ class TransformersBackend:
         bar = tqdm(total=len(jobs), desc=desc, unit="seq", disable=not self.progress, mininterval=5)
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start : start + self.batch_size]
-            enc = self.tok([prompts[i] for i, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            input_ids, attn = self.encode_batch([prompts[i] for i, _ in batch])
             stopper = _Stopper(self.tok, len(batch), stop, fence_stop)
-            tokens = self._decode(enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, gen, stopper)
+            tokens = self._decode(input_ids, attn, max_new_tokens, temperature, top_p, gen, stopper)
             texts = self.tok.batch_decode(tokens, skip_special_tokens=True)
             for (i, j), text in zip(batch, texts):
                 out[i][j] = truncate(text, stop) if stop else text
@@ -171,7 +194,7 @@ class TransformersBackend:
             logits = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True).logits[:, -1, :]
             next_pos = pos[:, -1:] + 1
             for step in range(max_new_tokens):
-                nxt = sample_next(logits, temperature, top_p, gen)
+                nxt = sample_next(logits, temperature, top_p, gen, top_k=self.top_k)
                 keep = []
                 for k, (row, t) in enumerate(zip(active, nxt.tolist())):
                     if t in eos:
@@ -209,11 +232,12 @@ class TransformersBackend:
         jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
         batches = groups if per_prompt else [jobs[s : s + self.batch_size] for s in range(0, len(jobs), self.batch_size)]
         for batch in batches:
-            texts_in = [prompts[i] for i, _ in batch]
-            enc = self.tok(texts_in, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            input_ids, attn = self.encode_batch([prompts[i] for i, _ in batch])
+            enc = {"input_ids": input_ids, "attention_mask": attn}
             reps = n if per_prompt else 1
             kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, use_cache=True, num_return_sequences=reps)
-            kwargs.update(do_sample=False) if greedy else kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+            kwargs.update(do_sample=False) if greedy else kwargs.update(do_sample=True, temperature=temperature, top_p=top_p,
+                                                                        top_k=self.top_k)
             if stop or fence_stop:
                 kwargs["stopping_criteria"] = StoppingCriteriaList([_HFStop(_Stopper(self.tok, len(batch) * reps, stop, fence_stop))])
             with torch.no_grad():
@@ -236,7 +260,7 @@ class TransformersBackend:
             idx = order[start : start + bs]
             ids, labels = [], []
             for i in idx:
-                p, c = encode_pair(self.tok, prompts[i], completions[i])
+                p, c = self.tokenization.pair_ids(self.tok, prompts[i], completions[i])
                 ids.append(p + c)
                 labels.append([-100] * len(p) + c)
             width = max(len(x) for x in ids)
@@ -251,31 +275,6 @@ class TransformersBackend:
                 mask = lab[k, 1:] != -100
                 results[i] = (float(nll[k][mask].sum()), int(mask.sum()))
         return results
-
-
-def encode_pair(tokenizer, prompt: str, completion: str) -> tuple[list[int], list[int]]:
-    """Token ids of prompt and completion, tokenised separately so the boundary is exact; the
-    completion ends with the end-of-sequence token."""
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    c = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        c = c + [tokenizer.eos_token_id]
-    return p, c
-
-
-def token_nll(logits, labels):
-    """Per-position NLL of ``labels[:, 1:]`` under ``logits[:, :-1]``; masked positions (label -100) give 0."""
-    import torch.nn.functional as F
-
-    shift_logits = logits[:, :-1, :]
-    shift_labels = labels[:, 1:]
-    nll = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none")
-    return nll.view(shift_labels.shape)
-
-
-def perplexity(nll_sum: float, n_tokens: int) -> float:
-    """exp(mean token NLL); inf for an empty completion."""
-    return math.exp(nll_sum / n_tokens) if n_tokens else float("inf")
 
 
 def cut_after_fence(text: str) -> str:
@@ -294,7 +293,8 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, model_path: str, dtype: str = "bfloat16", tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 max_model_len: int | None = None, seed: int = 0, progress: bool = True):
+                 max_model_len: int | None = None, seed: int = 0, progress: bool = True, tokenization: Tokenization | None = None,
+                 top_k: int = 0):
         try:
             from vllm import LLM
         except ImportError as e:  # CPU machines: say what to do instead of a traceback
@@ -309,14 +309,22 @@ class VLLMBackend:
         self.llm = LLM(**kwargs)
         self.tok = self.llm.get_tokenizer()
         self.progress = progress
+        self.tokenization = tokenization or Tokenization()
+        self.top_k = int(top_k or 0)
+
+    def requests(self, prompts):
+        """The prompts as token ids, tokenised by the policy (vLLM would add its own BOS to a string)."""
+        from vllm.inputs import TokensPrompt
+
+        return [TokensPrompt(prompt_token_ids=self.tokenization.encode(self.tok, p)) for p in prompts]
 
     def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None, fence_stop=False, desc="generate"):
         from vllm import SamplingParams
 
         greedy = temperature == 0
         sp = SamplingParams(n=1 if greedy else n, temperature=temperature, top_p=1.0 if greedy else top_p, max_tokens=max_new_tokens,
-                            stop=list(stop or []) or None, seed=seed)
-        outs = self.llm.generate(list(prompts), sp, use_tqdm=self.progress)
+                            top_k=-1 if greedy or not self.top_k else self.top_k, stop=list(stop or []) or None, seed=seed)
+        outs = self.llm.generate(self.requests(prompts), sp, use_tqdm=self.progress)
         post = cut_after_fence if fence_stop else (lambda t: t)
         return [[post(o.text) for o in out.outputs] for out in outs]
 
@@ -324,7 +332,7 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        pairs = [encode_pair(self.tok, p, c) for p, c in zip(prompts, completions)]
+        pairs = [self.tokenization.pair_ids(self.tok, p, c) for p, c in zip(prompts, completions)]
         reqs = [TokensPrompt(prompt_token_ids=p + c) for p, c in pairs]
         outs = self.llm.generate(reqs, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=self.progress)
         res = []
@@ -347,7 +355,7 @@ class OpenAIBackend:
 
     def __init__(self, model_path: str, base_url: str, served_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, timeout_s: float = 600, progress: bool = True, logprob_alignment: str = "standard",
-                 top_logprobs: int = 100):
+                 top_logprobs: int = 100, top_k: int = 0):
         import os
 
         from transformers import AutoTokenizer
@@ -364,7 +372,8 @@ class OpenAIBackend:
         if logprob_alignment not in ("standard", "llama_cpp_python"):
             raise ValueError(f"generation.logprob_alignment: '{logprob_alignment}' (standard | llama_cpp_python)")
         self.alignment = logprob_alignment
-        self.top_k = top_logprobs
+        self.top_logprobs = top_logprobs
+        self.top_k = int(top_k or 0)
 
     def _post(self, payload: dict) -> dict:
         import json
@@ -400,6 +409,8 @@ class OpenAIBackend:
                            "max_tokens": max_new_tokens, "seed": seed + 7919 * i + attempt}
                 if stop:
                     payload["stop"] = list(stop)
+                if self.top_k and not greedy:
+                    payload["top_k"] = self.top_k  # vLLM, SGLang and llama.cpp servers take it beside OpenAI's keys
                 choices = sorted(self._post(payload)["choices"], key=lambda c: c.get("index", 0))
                 texts += [post(c["text"]) for c in choices][: n - len(texts)]
                 attempt += 1
@@ -423,7 +434,7 @@ class OpenAIBackend:
         def one(pc):
             prompt, completion = pc
             payload = {"prompt": prompt + completion, "max_tokens": 1, "temperature": 0, "echo": True,
-                       "logprobs": self.top_k if shifted else 1}
+                       "logprobs": self.top_logprobs if shifted else 1}
             lp = self._post(payload)["choices"][0]["logprobs"]
             nll, count, approx = 0.0, 0, 0
             offsets, values = lp["text_offset"], lp["token_logprobs"]
@@ -451,18 +462,20 @@ class OpenAIBackend:
 def make_backend(model_path: str, gen_cfg: dict, progress: bool = True):
     """The generation backend named by ``generation.backend`` (imported lazily: a CPU machine never imports vllm)."""
     backend = gen_cfg.get("backend", "transformers")
+    tokenization = Tokenization(**{k: v for k, v in (gen_cfg.get("tokenize") or {}).items() if k in ("bos", "pair")})
+    top_k = gen_cfg.get("top_k", 0)
     if backend == "transformers":
         return TransformersBackend(model_path, dtype=gen_cfg.get("dtype", "float32"), device=gen_cfg.get("device", "auto"),
-                                   batch_size=gen_cfg.get("batch_size", 24), progress=progress)
+                                   batch_size=gen_cfg.get("batch_size", 24), progress=progress, tokenization=tokenization, top_k=top_k)
     if backend == "vllm":
         return VLLMBackend(model_path, dtype=gen_cfg.get("dtype", "bfloat16"), tensor_parallel_size=gen_cfg.get("tensor_parallel_size", 1),
                            gpu_memory_utilization=gen_cfg.get("gpu_memory_utilization", 0.9), max_model_len=gen_cfg.get("max_model_len"),
-                           seed=gen_cfg.get("seed", 0), progress=progress)
+                           seed=gen_cfg.get("seed", 0), progress=progress, tokenization=tokenization, top_k=top_k)
     if backend == "openai":
         if not gen_cfg.get("base_url"):
             raise ValueError("generation.base_url is required with backend 'openai'")
         return OpenAIBackend(model_path, gen_cfg["base_url"], served_model=gen_cfg.get("served_model"),
                              api_key_env=gen_cfg.get("api_key_env", "OPENAI_API_KEY"), concurrency=gen_cfg.get("concurrency", 4),
                              progress=progress, logprob_alignment=gen_cfg.get("logprob_alignment", "standard"),
-                             top_logprobs=gen_cfg.get("top_logprobs", 100))
+                             top_logprobs=gen_cfg.get("top_logprobs", 100), top_k=top_k)
     raise ValueError(f"generation.backend: unknown backend '{backend}' (transformers | vllm | openai)")

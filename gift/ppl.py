@@ -1,26 +1,45 @@
 """Perplexity of every pooled code under the frozen base model.
 
-PPL = exp(mean NLL over the code's tokens), the prompt's tokens masked. ``condition`` chooses the prompt:
-``seed`` (default; the paper's text scores each code under the seed description it will be trained
-with) or ``chain`` (the description of the chain step that produced it, as the authors' script does).
+PPL = exp(mean NLL over the code's tokens and the end-of-sequence token), the prompt's tokens masked.
+``condition`` chooses the description the prompt holds: ``chain`` (the description of the chain step
+that produced the code, as the authors' script does: everything up to the end of that code's own
+docstring) or ``seed`` (the seed description the code will be trained with). The prompt / target split
+is the layout's (``prompts.*Layout.ppl_pair``); tokenisation is the backend's policy (``tokenize.*``).
 """
 
 from __future__ import annotations
 
-from . import prompts as P
-from .generate import perplexity
+import math
+
+CONDITIONS = ("chain", "seed")
 
 
-def score_pool(backend, problems: list[dict], pool: list[dict], *, style: str, condition: str = "seed") -> list[dict]:
-    if condition not in ("seed", "chain"):
-        raise ValueError(f"ppl.condition: '{condition}' (seed | chain)")
+def perplexity(nll_sum: float, n_tokens: int) -> float:
+    """exp(mean token NLL); inf for an empty completion."""
+    return math.exp(nll_sum / n_tokens) if n_tokens else float("inf")
+
+
+def token_nll(logits, labels):
+    """Per-position NLL of ``labels[:, 1:]`` under ``logits[:, :-1]``; masked positions (label -100) give 0."""
+    import torch.nn.functional as F
+
+    shift_logits = logits[:, :-1, :]
+    shift_labels = labels[:, 1:]
+    nll = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none")
+    return nll.view(shift_labels.shape)
+
+
+def score_pool(backend, problems: list[dict], pool: list[dict], *, layout, condition: str = "chain") -> list[dict]:
+    if condition not in CONDITIONS:
+        raise ValueError(f"ppl.condition: '{condition}' ({' | '.join(CONDITIONS)})")
     by_id = {p["task_id"]: p for p in problems}
     prompts, targets = [], []
     for row in pool:
         p = by_id[row["task_id"]]
         desc = p["description"] if condition == "seed" else row["description"]
-        prompts.append(P.code_prompt(backend.tok, desc, p, style))
-        targets.append(P.code_target(row["code"], style, p))
+        prompt, target = layout.ppl_pair(backend.tok, row["code"], p, desc, source_description=row["description"])
+        prompts.append(prompt)
+        targets.append(target)
     scores = backend.score(prompts, targets, desc="ppl") if pool else []
     out = []
     for row, (nll, ntok) in zip(pool, scores):

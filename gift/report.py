@@ -33,6 +33,16 @@ def main_table(score_files: list[str]):
     return pd.DataFrame(rows)
 
 
+def epochs_table(score_files: list[str], epochs: int):
+    """Per fine-tuned method, one row per epoch (``<method>@epoch<k>`` score files; the method's own file is
+    the last epoch), one column per metric: how the score moves over training, as the authors report it."""
+    df = main_table(score_files)
+    models = [read_json(f)["model"] for f in score_files]
+    df.insert(1, "epoch", [int(m.split("@epoch")[1]) if "@epoch" in m else epochs for m in models])
+    df["method"] = [label(m.split("@epoch")[0]) for m in models]
+    return df.sort_values(["method", "epoch"], kind="stable").reset_index(drop=True)
+
+
 def write_table(df, csv: str, md: str, tex: str | None, caption: str) -> None:
     """CSV (full precision), Markdown and LaTeX (booktabs; skipped when ``tex`` is None) of one table."""
     fmt = {c: "{:.1f}".format for c in df.columns if "pass@" in c}

@@ -9,7 +9,8 @@ import sys
 
 def setup(smk) -> dict:
     """Send this job's stderr (progress bars, warnings, tracebacks) and logging to its log file, pin the
-    thread count to the rule's ``threads``; return the workflow config."""
+    thread count to the rule's ``threads``; return the rule's settings: the part of the config it declares
+    as ``params.cfg`` (rules/common.smk, CFG_KEYS), or ``{}`` for a rule that reads no setting."""
     if smk.log:
         os.makedirs(os.path.dirname(str(smk.log[0])) or ".", exist_ok=True)
         f = open(str(smk.log[0]), "a", buffering=1)
@@ -24,10 +25,18 @@ def setup(smk) -> dict:
         torch.set_num_threads(threads)
     except ImportError:  # rules without a model never need torch
         pass
-    return smk.config
+    return dict(getattr(getattr(smk, "params", None), "cfg", None) or {})
+
+
+def workers(smk) -> int:
+    """Processes for the execution engine: ``execution.workers``, else the rule's threads. Read from the
+    whole config, not the rule's params: it changes how fast, not what a rule writes."""
+    return int((smk.config.get("execution") or {}).get("workers") or smk.threads or 1)
 
 
 def backend(cfg: dict, model_path: str):
+    """The generation backend for a model folder, with the config's generation, tokenisation and model
+    settings (``generation.*``, ``tokenize.*``, ``model.dtype`` / ``model.device``)."""
     from .generate import make_backend
     from .model import resolve
 
@@ -35,9 +44,5 @@ def backend(cfg: dict, model_path: str):
     gen = dict(cfg.get("generation", {}))
     gen.setdefault("dtype", cfg["model"].get("dtype", "float32"))
     gen.setdefault("device", cfg["model"].get("device", "auto"))
+    gen["tokenize"] = cfg.get("tokenize") or {}
     return make_backend(model_path, gen)
-
-
-def sampler_style(cfg: dict) -> str:
-    """The prompt style of the model that samples the pools (``model.sampler.prompt_style``, else the base's)."""
-    return (cfg["model"].get("sampler") or {}).get("prompt_style") or cfg["model"]["prompt_style"]

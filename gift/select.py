@@ -39,7 +39,7 @@ def draw(items: list, ppls: list[float], k: int, weighting: str, temperature: fl
     if weighting == "uniform":
         if len(items) >= k:
             return r.sample(items, k)
-        return [r.choice(items) for _ in range(k)]
+        return r.choices(items, k=k)  # the authors' call: random.choices(codes, k=K)
     return r.choices(items, weights=weights(ppls, weighting, temperature), k=k)
 
 

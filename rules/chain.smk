@@ -17,6 +17,8 @@ rule sample_codes:
     threads: threads_for("sample_codes")
     resources:
         **resources_for("sample_codes"),
+    params:
+        cfg=cfg_for("sample_codes"),
     script:
         "../scripts/sample_codes.py"
 
@@ -38,7 +40,7 @@ rule run_tests:
     resources:
         **resources_for("run_tests"),
     params:
-        keep_all=lambda wc: wc.pool == "rft" and config["rft"]["keep"] == "all",
+        cfg=cfg_for("run_tests"),
     script:
         "../scripts/run_tests.py"
 
@@ -48,6 +50,7 @@ rule describe:
     input:
         problems=f"{R}/data/seed.jsonl",
         kept=lambda wc: f"{R}/gibbs/iter{int(wc.next) - 1}/kept.jsonl",
+        examples=f"{R}/data/describe_examples.jsonl",
         model=SAMPLER,
     output:
         f"{R}/gibbs/iter{{next}}/descriptions.jsonl",
@@ -60,6 +63,8 @@ rule describe:
     threads: threads_for("describe")
     resources:
         **resources_for("describe"),
+    params:
+        cfg=cfg_for("describe"),
     script:
         "../scripts/describe.py"
 
@@ -92,5 +97,7 @@ rule rewrite:
     threads: threads_for("rewrite")
     resources:
         **resources_for("rewrite"),
+    params:
+        cfg=cfg_for("rewrite"),
     script:
         "../scripts/rewrite.py"

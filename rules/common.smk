@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from snakemake_interface_executor_plugins.settings import ExecMode
 
-from gift.config import ConfigError, check, evaluator
+from gift.config import ConfigError, check, check_files, evaluator, subset
 from gift.locks import clear_stale_locks
 
 try:
@@ -42,6 +42,17 @@ for _name in ("seed", "test"):
     _split["path"] = _data_path(_split.get("path", config["data"]["path"]))
 
 
+# an in-context example file of the code -> description step (the authors' format), checked now:
+# a missing or malformed file is a one-line config error naming it
+_examples = config["gibbs"]["description"]["examples"]
+if _examples != "seed":
+    config["gibbs"]["description"]["examples"] = _data_path(_examples)
+try:
+    check_files(config)
+except ConfigError as e:
+    sys.exit(str(e))
+
+
 def data_inputs(wildcards):
     """The local data file the data rule reads for one split (hub specs and URLs are fetched by the rule)."""
     path = config["data"][wildcards.split]["path"]
@@ -70,6 +81,70 @@ POOLS = ["gibbs", "rft"] + (
 )
 METHODS = list(config["methods"])
 MODELS = ["base"] + METHODS
+# evaluation.every_epoch: the checkpoint after each epoch but the last is evaluated too, as "<method>@epoch<k>"
+EPOCH_MODELS = (
+    [f"{m}@epoch{k}" for m in METHODS for k in range(1, config["train"]["epochs"])]
+    if config["evaluation"]["every_epoch"]
+    else []
+)
+
+
+# The config keys each rule's output depends on. Each rule passes its subset as `cfg=cfg_for(<name>)` in params,
+# so editing one of these keys reruns that rule and everything downstream of it (Snakemake's `params`
+# rerun trigger), and its script reads its settings from that subset only (gift.rule.setup returns it:
+# a key missing here is a KeyError in the script, not a silently stale result).
+_BASE_MODEL = [
+    "seed",
+    "model.base",
+    "model.gguf_file",
+    "model.dtype",
+    "model.device",
+    "generation",
+    "tokenize",
+    "prompt",
+]
+_SAMPLER_MODEL = ["seed", "model", "generation", "tokenize", "prompt"]
+CFG_KEYS = {
+    "describe_examples": ["gibbs.description.examples"],
+    "sample_codes": _SAMPLER_MODEL
+    + [
+        "gibbs.samples_per_step",
+        "gibbs.temperature",
+        "gibbs.top_p",
+        "gibbs.max_new_tokens",
+    ],
+    "run_tests": ["seed", "execution.timeout_s", "rft.keep", "codeinsight"],
+    "describe": _SAMPLER_MODEL + ["gibbs.description", "gibbs.on_no_pass"],
+    "rewrite": _SAMPLER_MODEL + ["gibbs.description"],
+    "score_ppl": _BASE_MODEL + ["ppl", "train.target"],
+    "select": ["seed", "selection"],
+    "finetune": _BASE_MODEL + ["train", "evaluation.every_epoch"],
+    "evaluate_generate": _BASE_MODEL
+    + [
+        "evaluation.n_samples",
+        "evaluation.temperature",
+        "evaluation.top_p",
+        "evaluation.max_new_tokens",
+    ],
+    "evaluate_score": [
+        "execution.timeout_s",
+        "evaluation.ks",
+        "evaluation.evaluator",
+        "evaluation.min_time_limit",
+        "evaluation.gt_time_limit_factor",
+        "codeinsight",
+    ],
+    "table": ["experiment", "data.dataset"],
+    "epochs_table": ["experiment", "train.epochs"],
+    "compare_published": ["experiment", "data.dataset"],
+    "selection_ablation": ["methods", "gibbs.iterations"],
+    "analysis": ["analysis.embedding"],
+}
+
+
+def cfg_for(rule):
+    """The part of the config that `rule`'s outputs depend on (see CFG_KEYS)."""
+    return subset(config, CFG_KEYS[rule])
 
 
 def threads_for(rule):
@@ -96,7 +171,7 @@ wildcard_constraints:
     split="seed|test",
     t=r"\d+",
     method="|".join(METHODS),
-    model="|".join(MODELS),
+    model="|".join(MODELS + EPOCH_MODELS),
 
 
 # Software environments (`--sdm conda`) and the container image (`--sdm apptainer`), one per group of
@@ -148,11 +223,22 @@ SAMPLER = f"{R}/model/sampler" if config["model"].get("sampler") else f"{R}/mode
 
 
 def model_dir(wildcards):
-    return (
-        f"{R}/model/base"
-        if wildcards.model == "base"
-        else f"{R}/checkpoints/{wildcards.model}"
-    )
+    """The model folder an evaluation depends on (an epoch checkpoint lives inside its method's folder)."""
+    if wildcards.model == "base":
+        return f"{R}/model/base"
+    return f"{R}/checkpoints/{wildcards.model.split('@')[0]}"
+
+
+def model_path(wildcards):
+    """The model folder an evaluation loads: the base model, a method's checkpoint, or one of its epochs."""
+    epoch = wildcards.model.partition("@")[2]
+    return os.path.join(model_dir(wildcards), epoch) if epoch else model_dir(wildcards)
+
+
+def examples_inputs(wildcards):
+    """The in-context example file of the code -> description step, when it is a file."""
+    source = config["gibbs"]["description"]["examples"]
+    return [] if source == "seed" else [source]
 
 
 def kept_files(pool):
@@ -178,6 +264,11 @@ def final_outputs():
         ]
         + [f"{R}/analysis/{a}.csv" for a in ANALYSES]
         + [f"{R}/summary.json"]
+        + (
+            [f"{R}/tables/epochs.{ext}" for ext in ("csv", "md", "tex")]
+            if EPOCH_MODELS
+            else []
+        )
     )
 
 

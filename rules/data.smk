@@ -15,6 +15,30 @@ rule data:
         "../scripts/data.py"
 
 
+rule describe_examples:
+    """The one-shot examples of the code -> description step: the seed problems' own (reference,
+    description) pairs, or an example file in the authors' format resolved against the seed split.
+    """
+    input:
+        seed=f"{R}/data/seed.jsonl",
+        file=examples_inputs,
+    output:
+        f"{R}/data/describe_examples.jsonl",
+    log:
+        f"{R}/logs/describe_examples.log",
+    conda:
+        ENV_CPU
+    params:
+        cfg=cfg_for("describe_examples"),
+        seed_split=lambda wc: (
+            config["data"]["seed"]
+            if config["gibbs"]["description"]["examples"] != "seed"
+            else {}
+        ),
+    script:
+        "../scripts/describe_examples.py"
+
+
 rule seed_descriptions:
     """Iteration 0 of the chain is driven by the seed descriptions."""
     input:

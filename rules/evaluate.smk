@@ -12,6 +12,9 @@ rule evaluate_generate:
     threads: threads_for("evaluate_generate")
     resources:
         **resources_for("evaluate_generate"),
+    params:
+        cfg=cfg_for("evaluate_generate"),
+        model_path=model_path,
     script:
         "../scripts/evaluate_generate.py"
 
@@ -51,6 +54,7 @@ rule evaluate_score:
     resources:
         **resources_for("evaluate_score"),
     params:
+        cfg=cfg_for("evaluate_score"),
         evaluator=EVALUATOR,
     script:
         "../scripts/evaluate_score.py"

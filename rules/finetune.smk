@@ -24,10 +24,17 @@ rule finetune:
                 else config["train"]["launcher"]
             )
         ),
+        cfg=cfg_for("finetune"),
         train=lambda wc: json.dumps(
-            dict(config["train"], seed=config["seed"], dtype=config["model"]["dtype"])
+            dict(
+                config["train"],
+                seed=config["seed"],
+                dtype=config["model"]["dtype"],
+                tokenize=config["tokenize"],
+                layout=config["prompt"]["layout"],
+                save_every_epoch=config["evaluation"]["every_epoch"],
+            )
         ),
-        style=config["model"]["prompt_style"],
         device=config["model"]["device"],
         # the `gift` package from this repository, whether or not it is pip-installed in the env
         pythonpath=workflow.basedir,
@@ -35,4 +42,4 @@ rule finetune:
         "PYTHONPATH={params.pythonpath:q}${{PYTHONPATH:+:$PYTHONPATH}}"
         " {params.launcher} -m gift.train --model {input.model:q} --problems {input.problems:q}"
         " --selected {input.selected:q} --out {output:q} --config {params.train:q}"
-        " --style {params.style} --device {params.device} --threads {threads} > {log:q} 2>&1"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"

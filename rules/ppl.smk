@@ -13,5 +13,7 @@ rule score_ppl:
     threads: threads_for("score_ppl")
     resources:
         **resources_for("score_ppl"),
+    params:
+        cfg=cfg_for("score_ppl"),
     script:
         "../scripts/score_ppl.py"

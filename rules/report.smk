@@ -14,8 +14,32 @@ rule table:
         f"{R}/logs/table.log",
     conda:
         ENV_CPU
+    params:
+        cfg=cfg_for("table"),
     script:
         "../scripts/table.py"
+
+
+rule epochs_table:
+    """Scores after every epoch (evaluation.every_epoch: the authors evaluate each epoch's checkpoint)."""
+    input:
+        expand(f"{R}/eval/{{model}}/scores.json", model=METHODS + EPOCH_MODELS),
+    output:
+        csv=report(
+            f"{R}/tables/epochs.csv",
+            caption="../report/epochs_table.rst",
+            category="Results",
+        ),
+        md=f"{R}/tables/epochs.md",
+        tex=f"{R}/tables/epochs.tex",
+    log:
+        f"{R}/logs/epochs_table.log",
+    conda:
+        ENV_CPU
+    params:
+        cfg=cfg_for("epochs_table"),
+    script:
+        "../scripts/epochs_table.py"
 
 
 rule figures:
@@ -94,8 +118,8 @@ rule analysis:
     conda:
         ENV_CPU
     params:
+        cfg=cfg_for("analysis"),
         pools=POOLS,
-        embed=config["analysis"]["embedding"],
     script:
         "../scripts/analysis.py"
 
@@ -117,6 +141,8 @@ rule compare_published:
         f"{R}/logs/compare_published.log",
     conda:
         ENV_CPU
+    params:
+        cfg=cfg_for("compare_published"),
     script:
         "../scripts/compare_published.py"
 
@@ -147,5 +173,7 @@ rule selection_ablation:
         f"{R}/logs/selection_ablation.log",
     conda:
         ENV_CPU
+    params:
+        cfg=cfg_for("selection_ablation"),
     script:
         "../scripts/selection_ablation.py"

@@ -9,6 +9,7 @@ rule select:
     conda:
         ENV_CPU
     params:
+        cfg=cfg_for("select"),
         spec=lambda wc: config["methods"][wc.method],
     script:
         "../scripts/select.py"

@@ -10,7 +10,7 @@ from gift.analysis import compare_distinct, description_drift_files, drift_by_it
 from gift.io import read_jsonl
 from gift.report import figure_analysis, write_table
 
-setup(snakemake)
+cfg = setup(snakemake)
 i, o = snakemake.input, snakemake.output
 pools = {p: read_jsonl(f) for p, f in zip(snakemake.params.pools, i.pools)}
 distinct_kept = compare_distinct(pools, equal_budget=True)
@@ -20,7 +20,7 @@ for codes, tests in zip(i.codes, i.tests):
     passing[pool] += passing_samples(read_jsonl(codes), read_jsonl(tests))
 distinct_passing = compare_distinct(passing, equal_budget=False)
 growth = pool_growth(list(i.kept))
-drift = drift_by_iteration(description_drift_files(i.seed, list(i.descriptions), embed=snakemake.params.embed))
+drift = drift_by_iteration(description_drift_files(i.seed, list(i.descriptions), embed=cfg["analysis"]["embedding"]))
 ppl = ppl_summary_files(list(i.ppl))
 for df, stem, caption in [
     (distinct_passing, "distinct_passing", "Distinct solutions (AST-normalised, names canonicalised) among all passing samples of each sampler, at equal sample budget."),

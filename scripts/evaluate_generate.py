@@ -7,10 +7,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 from gift.rule import backend, setup
 from gift.evaluate import generate_samples
 from gift.io import read_jsonl, write_jsonl
+from gift.prompts import layout
 
 cfg = setup(snakemake)
 e = cfg["evaluation"]
-rows = generate_samples(backend(cfg, snakemake.input.model), read_jsonl(snakemake.input.problems), n_samples=e["n_samples"],
+rows = generate_samples(backend(cfg, snakemake.params.model_path), read_jsonl(snakemake.input.problems), n_samples=e["n_samples"],
                         temperature=e["temperature"], top_p=e["top_p"], max_new_tokens=e["max_new_tokens"],
-                        style=cfg["model"]["prompt_style"], seed=cfg["seed"], label="eval")
+                        layout=layout(cfg), seed=cfg["seed"], label="eval")
 write_jsonl(snakemake.output[0], rows)

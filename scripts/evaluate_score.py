@@ -4,21 +4,21 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
+from gift.rule import setup, workers
 from gift.evaluate import score_samples, score_samples_evalplus
 from gift.io import read_jsonl, write_json, write_jsonl
 
 cfg = setup(snakemake)
 ev = cfg["evaluation"]
-workers = cfg["execution"]["workers"] or snakemake.threads
+n_workers = workers(snakemake)
 problems, samples = read_jsonl(snakemake.input.problems), read_jsonl(snakemake.input.samples)
 if snakemake.params.evaluator == "evalplus":
     results, per_problem, scores = score_samples_evalplus(
-        problems, samples, snakemake.input.expected, workers=workers, ks=ev["ks"],
-        min_time_limit=ev.get("min_time_limit", 1.0), gt_time_limit_factor=ev.get("gt_time_limit_factor", 4.0))
+        problems, samples, snakemake.input.expected, workers=n_workers, ks=ev["ks"],
+        min_time_limit=ev["min_time_limit"], gt_time_limit_factor=ev["gt_time_limit_factor"])
 else:
     results, per_problem, scores = score_samples(problems, samples, timeout_s=cfg["execution"]["timeout_s"],
-                                                 workers=workers, ks=ev["ks"])
+                                                 workers=n_workers, ks=ev["ks"], harness=cfg["codeinsight"]["harness"])
 write_jsonl(snakemake.output.results, results)
 write_jsonl(snakemake.output.per_problem, per_problem)
 write_json(snakemake.output.scores, dict(scores, model=snakemake.wildcards.model))

@@ -4,13 +4,13 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
+from gift.rule import setup, workers
 from gift.evalplus import compute_expected
 from gift.io import read_jsonl
 
-cfg = setup(snakemake)
+setup(snakemake)
 problems = read_jsonl(snakemake.input.problems)
-data = compute_expected(problems, snakemake.output[0], workers=cfg["execution"]["workers"] or snakemake.threads,
+data = compute_expected(problems, snakemake.output[0], workers=workers(snakemake),
                         force=True, progress=True)
 print(f"expected outputs of {data['n_tasks']} tasks in {data['seconds']} s; reference failed on some input of "
       f"{data['n_errors']}; without EvalPlus inputs: {len(data['skipped'])}", file=sys.stderr)

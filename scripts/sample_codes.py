@@ -4,9 +4,10 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import backend, setup, sampler_style
+from gift.rule import backend, setup
 from gift.chain import sample_codes
 from gift.io import read_jsonl, write_jsonl
+from gift.prompts import layout
 
 cfg = setup(snakemake)
 g = cfg["gibbs"]
@@ -18,7 +19,7 @@ rows = sample_codes(
     temperature=g["temperature"],
     top_p=g["top_p"],
     max_new_tokens=g["max_new_tokens"],
-    style=sampler_style(cfg),
+    layout=layout(cfg, sampler=True),
     seed=cfg["seed"],
     iteration=int(snakemake.wildcards.t),
     pool=snakemake.wildcards.pool,

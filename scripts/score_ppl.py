@@ -7,9 +7,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 from gift.rule import backend, setup
 from gift.io import read_jsonl, write_jsonl
 from gift.ppl import score_pool
+from gift.prompts import layout
 
 cfg = setup(snakemake)
 pool = read_jsonl(snakemake.input.pool)
 rows = score_pool(backend(cfg, snakemake.input.model), read_jsonl(snakemake.input.problems), pool,
-                  style=cfg["model"]["prompt_style"], condition=cfg["ppl"]["condition"]) if pool else []
+                  layout=layout(cfg), condition=cfg["ppl"]["condition"]) if pool else []
 write_jsonl(snakemake.output[0], rows)

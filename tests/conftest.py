@@ -29,3 +29,41 @@ def backend(base_model_dir):
 
     torch.set_num_threads(2)
     return make_backend(str(base_model_dir), {"batch_size": 8}, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, base_model_dir):
+    """A randomly initialised 2-layer Llama with the embedded model's tokenizer: real gradient steps in seconds."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny") / "llama"
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(base_model_dir)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bos_model_dir(tmp_path_factory, base_model_dir):
+    """The embedded model with a tokenizer that adds a BOS token by default (``add_bos_token``), as
+    DeepSeek-Coder's and CodeLlama's do: the weights are the shipped model's (linked, not copied)."""
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("bos") / "model"
+    out.mkdir()
+    import shutil
+
+    for f in base_model_dir.iterdir():
+        if f.name == "model.safetensors":
+            (out / f.name).symlink_to(f)
+        elif f.name in ("config.json", "generation_config.json"):
+            shutil.copy(f, out / f.name)
+    tok = AutoTokenizer.from_pretrained(base_model_dir, add_bos_token=True)
+    tok.save_pretrained(out)
+    assert AutoTokenizer.from_pretrained(out)("x")["input_ids"][0] == tok.bos_token_id
+    return out

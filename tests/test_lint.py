@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = sorted((ROOT / "config" / "paper").glob("*.yaml"))
+# a paper config that needs no file beyond the repository (the others name the authors' in-context example files)
+PAPER_NO_FILES = [p for p in PAPER if "introductory" in p.stem][:1]
 
 
 def lint(workdir, *args):
@@ -18,7 +20,7 @@ def lint(workdir, *args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("configfile", [ROOT / "config.yaml"] + PAPER[:1], ids=lambda p: p.stem)
+@pytest.mark.parametrize("configfile", [ROOT / "config.yaml"] + PAPER_NO_FILES, ids=lambda p: p.stem)
 def test_snakemake_lint_reports_nothing(configfile, tmp_path):
     # the default config and a paper config (vLLM backend: the GPU env and the CUDA image)
     proc = lint(tmp_path, "--configfile", str(configfile))

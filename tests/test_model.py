@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from gift.generate import encode_pair, perplexity
+from gift.ppl import perplexity
+from gift.tokens import Tokenization
 
 
 def test_conversion_is_a_real_safetensors_checkpoint(base_model_dir):
@@ -33,17 +34,18 @@ def test_generation_is_seeded_and_batched_like_single(backend):
 
 
 def test_chat_answers_contain_code(backend):
-    from gift import prompts as P
+    from gift.prompts import ChatLayout
 
     problem = {"example": "assert add(1, 2) == 3", "header": "def add(a, b):\n"}
-    prompt = P.code_prompt(backend.tok, "Write a function that adds two numbers.", problem, "chat")
+    layout = ChatLayout()
+    prompt = layout.code_prompt(backend.tok, "Write a function that adds two numbers.", problem)
     out = backend.generate([prompt], n=1, temperature=0.0, max_new_tokens=96, seed=0, fence_stop=True)[0][0]
-    code = P.extract_code(out, "chat", problem)
+    code = layout.extract(out, problem, prompt)
     assert "def " in code, out
 
 
 def manual_nll(model, tok, prompt, completion):
-    p, c = encode_pair(tok, prompt, completion)
+    p, c = Tokenization().pair_ids(tok, prompt, completion)
     ids = torch.tensor([p + c])
     with torch.no_grad():
         logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)

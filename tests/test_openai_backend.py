@@ -66,10 +66,10 @@ def remote(server, base_model_dir):
 
 
 def test_generates_n_completions_per_prompt(remote):
-    from gift import prompts as P
+    from gift.prompts import ChatLayout
 
     problem = {"example": "assert add(1, 2) == 3", "header": "def add(a, b):\n"}
-    prompts = [P.code_prompt(remote.tok, d, problem, "chat") for d in ("Add two numbers.", "Return the sum of a and b.")]
+    prompts = [ChatLayout().code_prompt(remote.tok, d, problem) for d in ("Add two numbers.", "Return the sum of a and b.")]
     outs = remote.generate(prompts, n=2, temperature=0.8, top_p=0.95, max_new_tokens=48, seed=1)
     assert len(outs) == 2 and all(len(o) == 2 for o in outs)
     assert all(isinstance(t, str) and t.strip() for o in outs for t in o)

@@ -8,9 +8,12 @@ from gift.train import build_examples, lr_at
 
 
 def test_lr_schedule_warms_up_then_decays():
-    lrs = [lr_at(s, 10, 2e-5, 3, 5e-6) for s in range(10)]
+    lrs = [lr_at(s, 10, 2e-5, 3, 5e-6) for s in range(11)]
     assert lrs[0] == pytest.approx(5e-6) and lrs[3] == pytest.approx(2e-5)
     assert lrs[1] < lrs[2] < lrs[3] and all(a > b for a, b in zip(lrs[3:], lrs[4:]))
+    assert lrs[10] == 0.0
+    floored = [lr_at(s, 10, 2e-5, 3, 5e-6, floor=5e-6) for s in range(12)]
+    assert floored[10] == pytest.approx(5e-6) and floored[11] == pytest.approx(5e-6)  # never below the floor
 
 
 def test_training_set_pairs_selected_codes_with_the_seed_description():
@@ -19,22 +22,6 @@ def test_training_set_pairs_selected_codes_with_the_seed_description():
     ex = build_examples(problems, selected)
     assert [(e["origin"], e["code"]) for e in ex] == [("original", "ref"), ("selected", "c1"), ("selected", "c1")]
     assert [e["origin"] for e in build_examples(problems, selected, include_original=False)] == ["selected", "selected"]
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory, base_model_dir):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    out = tmp_path_factory.mktemp("tiny") / "llama"
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(base_model_dir)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 @pytest.mark.parametrize("lora", [None, {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}])

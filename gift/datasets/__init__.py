@@ -35,7 +35,7 @@ from .mbppplus import load_mbppplus
 
 __all__ = ["DATASETS", "DataError", "DatasetInfo", "LOADERS", "MBPP_SPLITS", "execution_formats", "function_header",
            "load_apps", "load_appsplus", "load_codeinsight", "load_humaneval", "load_humanevalplus", "load_mbpp",
-           "load_mbppplus", "load_split"]
+           "load_configured", "load_mbppplus", "load_split"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,21 @@ def load_split(dataset: str, path: str | Path, split: str, ids=None, limit: int 
     if limit is not None:
         problems = problems[:limit]
     return problems
+
+
+def load_configured(spec: dict, *, full: bool = False) -> list[dict]:
+    """One split as the config describes it (``data.seed`` / ``data.test``: ``dataset``, ``path``, ``split``
+    (a name, or a list of names concatenated, as the paper's MBPP seeds: sanitized train + prompt +
+    validation), ``ids``, ``limit``, ``order``, and the dataset's options). ``full=True``: every problem of
+    the split(s) in release order (``ids`` / ``limit`` / ``order`` ignored), the order the authors'
+    in-context example files index."""
+    options = {k: spec[k] for k in ("difficulty", "max_tests") if spec.get(k) is not None}
+    splits = spec["split"] if isinstance(spec["split"], list) else [spec["split"]]
+    ids, limit, order = (None, None, "first") if full else (spec.get("ids"), spec.get("limit"), spec.get("order", "first"))
+    if len(splits) == 1:
+        return load_split(spec["dataset"], spec["path"], splits[0], ids=ids, limit=limit, order=order, **options)
+    problems = [p for sp in splits for p in load_split(spec["dataset"], spec["path"], sp, order=order, **options)]
+    if ids:
+        wanted = {str(i) for i in ids}
+        problems = [p for p in problems if p["task_id"].rsplit("/", 1)[-1] in wanted or p["task_id"] in wanted]
+    return problems[:limit] if limit else problems

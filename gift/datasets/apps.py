@@ -12,7 +12,13 @@ Accepted layouts (``path``):
   file, or a folder with ``<split>.jsonl`` / ``.json`` (``validation`` also finds ``valid``); APPS+
   releases are such rows (a JSON list or JSON lines; already-decoded ``solutions`` /
   ``input_output`` and a top-level ``fn_name`` are accepted too);
-* ``hf:codeparrot/apps`` (split ``train`` / ``test``) or any hub repo with those columns.
+* ``hf:codeparrot/apps`` (split ``train`` / ``test``) or any hub repo with those columns;
+* APPS+ as the paper uses it, where every problem names a function: StepCoder's release rows
+  (``prompt`` = the header with the problem as its docstring, ``canonical_solution``, ``fn_name``,
+  ``inputs``, ``outputs``, ``input_type``, ``difficulty``) and the GiFT authors' seed rows
+  (``apps+valid-<level>.json``: ``query``, ``code``, ``test`` = ``{fn_name, inputs, outputs}``,
+  ``std_based``; the level is taken from the file name). Standard-input problems of these layouts run
+  as ``apps_stdio`` *with* ``fn_name``: the engine calls that function with the test's stdin.
 
 A problem with ``fn_name`` runs in the ``apps_call`` format, else ``apps_stdio``; its ``tests`` are
 JSON strings ``{"input": ..., "output": ...}`` zipped from ``inputs``/``outputs`` (stdio inputs and
@@ -26,10 +32,11 @@ before every program (released solutions rely on them): prepend it to the code w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from ._common import SPLIT_ALIASES, DataError, read_rows, split_file
+from ._common import SPLIT_ALIASES, DataError, function_header, read_rows, split_file
 from .sources import hub_rows, is_hub, local_path
 
 # APPS's harness (eval/testing_util.py) puts these imports before every program, and released
@@ -158,9 +165,101 @@ def _problem(*, dataset, split, pid, question, io, solutions, starter, difficult
     return p
 
 
-def _from_row(row, where, i, *, dataset, split, max_tests) -> dict | None:
+# APPS+ as the paper uses it: every problem names a function. Call-based problems call it with the test's
+# arguments; standard-input problems call it with no argument, stdin holding the test's input and stdout
+# compared (the authors' harness also binds ``stdin`` / ``stdout`` to sys.stdin / sys.stdout first).
+STDIN_PRELUDE = "stdin = sys.stdin\nstdout = sys.stdout\n"
+_STDIN_TYPES = {"stdin", "std", "std_based", "standard_input", "stdio", "true"}
+_CALL_TYPES = {"call", "call_based", "function", "fn", "false", ""}
+_DOCSTRING = re.compile(r'    """(.*?)"""\n', re.S)
+
+
+def _std_based(value, where, i, key) -> bool:
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _STDIN_TYPES | _CALL_TYPES:
+        return value.strip().lower() in _STDIN_TYPES
+    raise DataError(f"{where}: row {i}: '{key}' must be true/false or 'stdin'/'call', got {value!r}")
+
+
+def _fn_problem(*, dataset, split, pid, description, code, fn_name, inputs, outputs, std, difficulty, where, i,
+                max_tests, starter="") -> dict | None:
+    """An APPS+ problem whose tests call the function ``fn_name`` (with stdin patched when ``std``)."""
+    if not isinstance(description, str) or not description.strip():
+        raise DataError(f"{where}: row {i}: the description must be a non-empty string")
+    if not isinstance(code, str) or not code.strip():
+        raise DataError(f"{where}: row {i}: the reference code must be a non-empty string")
+    if not isinstance(fn_name, str) or not fn_name.strip():
+        raise DataError(f"{where}: row {i}: 'fn_name' must be a non-empty string (APPS+ names a function for every problem)")
+    tests = _tests({"inputs": inputs, "outputs": outputs}, None if std else fn_name, where, i)
+    if not tests:
+        return None
+    n_tests = len(tests)
+    if max_tests is not None:
+        tests = tests[:max_tests]
+    code = code.replace("\r\n", "\n")
+    p = {
+        "task_id": f"{dataset}/{split}/{pid}" if split else f"{dataset}/{pid}",
+        "description": description.replace("\r\n", "\n"),
+        "reference": code,
+        "tests": tests,
+        "setup": "",
+        "format": "apps_stdio" if std else "apps_call",
+        "entry_point": fn_name,
+        "fn_name": fn_name,
+        "example": "",
+        "header": function_header(code, fn_name),
+        "difficulty": difficulty or "",
+        "url": "",
+        "starter_code": starter or "",
+        "n_tests": n_tests,
+        "prelude": APPS_PRELUDE + (STDIN_PRELUDE if std else ""),
+        "std_based": std,
+    }
+    return p
+
+
+def _from_authors_row(row, where, i, *, dataset, split, max_tests, difficulty) -> dict | None:
+    """The authors' APPS+ seed rows (``apps+valid-<level>.json``): ``query``, ``code``, ``test``
+    (``fn_name``, ``inputs``, ``outputs``), ``std_based``, ``id``."""
+    test = row["test"]
+    if not isinstance(test, dict):
+        raise DataError(f"{where}: row {i}: 'test' must be an object with fn_name, inputs, outputs")
+    for k in ("fn_name", "inputs", "outputs"):
+        if k not in test:
+            raise DataError(f"{where}: row {i}: 'test' lacks '{k}'")
+    pid = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), i - 1)
+    return _fn_problem(dataset=dataset, split=split, pid=pid, description=row["query"], code=row["code"],
+                       fn_name=test["fn_name"], inputs=test["inputs"], outputs=test["outputs"],
+                       std=_std_based(row.get("std_based"), where, i, "std_based"),
+                       difficulty=row.get("difficulty") or difficulty, where=where, i=i, max_tests=max_tests)
+
+
+def _from_stepcoder_row(row, where, i, *, dataset, split, max_tests, difficulty) -> dict | None:
+    """StepCoder's APPS+ release rows (the paper's test set): ``prompt`` (the function header with the
+    problem as its docstring), ``canonical_solution``, ``fn_name``, ``inputs``, ``outputs``,
+    ``input_type``, ``difficulty`` (``question`` / ``starter_code`` when present)."""
+    prompt = row.get("prompt") or ""
+    m = _DOCSTRING.search(prompt) if isinstance(prompt, str) else None
+    description = m.group(1) if m else (row.get("question") or prompt)
+    pid = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), i - 1)
+    return _fn_problem(dataset=dataset, split=split, pid=pid, description=description, code=row["canonical_solution"],
+                       fn_name=row["fn_name"], inputs=row["inputs"], outputs=row["outputs"],
+                       std=_std_based(row.get("input_type"), where, i, "input_type"),
+                       difficulty=row.get("difficulty") or difficulty, where=where, i=i, max_tests=max_tests,
+                       starter=row.get("starter_code") or "")
+
+
+def _from_row(row, where, i, *, dataset, split, max_tests, difficulty="") -> dict | None:
     if not isinstance(row, dict):
         raise DataError(f"{where}: row {i}: expected a JSON object, got {type(row).__name__}")
+    if "query" in row and "code" in row and "test" in row:
+        return _from_authors_row(row, where, i, dataset=dataset, split=split, max_tests=max_tests, difficulty=difficulty)
+    if "canonical_solution" in row and "fn_name" in row and "inputs" in row:
+        for k in ("outputs",):
+            if k not in row:
+                raise DataError(f"{where}: row {i}: missing key '{k}'")
+        return _from_stepcoder_row(row, where, i, dataset=dataset, split=split, max_tests=max_tests, difficulty=difficulty)
     for k in ("question", "input_output"):
         if k not in row:
             raise DataError(f"{where}: row {i}: missing key '{k}'")
@@ -203,6 +302,9 @@ def _from_folder(d: Path, *, dataset, split, max_tests) -> dict | None:
 
 
 def _rows_problems(rows: Iterable, where, **kw) -> list[dict]:
+    # the authors name their per-level seed files apps+valid-<level>.json and leave the level out of the rows
+    m = re.search(r"apps\+?[-_]?valid[-_](introductory|interview|competition)", str(where))
+    kw.setdefault("difficulty", m.group(1) if m else "")
     out = []
     for i, row in enumerate(rows, 1):
         p = _from_row(row, where, i, **kw)

@@ -1,6 +1,8 @@
 """CodeInsight (Beau & Crabbé 2024): ``task_id``, ``nl`` (the intent), ``prompt`` (intent + header),
 ``code`` (reference), ``tests`` (unit-test scripts run after the code; some are bare comparisons),
-``libraries``, ``labels``, ``source``. Splits ``train`` / ``test``. Tests run in the ``assert`` format."""
+``libraries``, ``labels``, ``source``. Splits ``train`` / ``test``. Tests run in the ``assert`` format:
+``tests`` has bare comparison lines made assertions (the strict harness), ``raw_tests`` the scripts as
+released (the authors' harness, ``codeinsight.harness: authors``, see ``gift.chain.exec_row``)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ def load_codeinsight(path: str | Path, split: str = "train") -> list[dict]:
                 "description": row["nl"].strip(),
                 "reference": code,
                 "tests": [as_assert(t) for t in tests],
+                "raw_tests": tests,  # as released: the authors' harness runs these (codeinsight.harness: authors)
                 "setup": "",
                 "format": "assert",
                 "entry_point": "test",
