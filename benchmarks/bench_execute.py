@@ -167,18 +167,18 @@ def run_ceiling(n: int, workers: int = 2) -> None:
 
 # ------------------------------------------------- (d) fresh python per candidate
 def run_fresh(rows: list[dict], workers: int = 2) -> list[dict]:
-    from gift import execute as ex
-    argv = ex._variants()[0][1]
+    from gift.sandbox import launch, verdict
+    argv = launch._variants()[0][1]
 
     def one(row):
-        env = dict(ex._server_env(), GIFT_SANDBOX_PREIMPORT="")
+        env = dict(launch._server_env(), GIFT_SANDBOX_PREIMPORT="")
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, env=env, cwd="/")
         p.stdout.readline()
-        req, expected, total = ex._prepare(row)
+        req, expected, total = verdict._prepare(row)
         req["i"] = 0
         out, _ = p.communicate(json.dumps(req).encode() + b"\n")
-        return ex._verdict(row, row["format"], expected, total, json.loads(out.splitlines()[0]))
+        return verdict._verdict(row, row["format"], expected, total, json.loads(out.splitlines()[0]))
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, rows))
 
@@ -218,9 +218,9 @@ def _self_cpu() -> float:
 
 def timed_engine(rows: list[dict], workers: int):
     """-> (results, wall s, CPU s of the caller + fork servers + candidates)."""
-    from gift.execute import _POOL, execute
+    from gift.sandbox import execute
+    from gift.sandbox.pool import _POOL, _needed_preimports, _server_counts
     execute(rows[:1], workers=1)  # warm-up (servers of the right kinds may start here)
-    from gift.execute import _needed_preimports, _server_counts
     n, n_heavy = _server_counts(workers, len(rows), sum(map(_heavy, rows)))  # what execute() starts
     servers = _POOL.ensure(n, _needed_preimports(rows), n_heavy)  # not timed: server start
     pids = [p for s in servers for p in _proc_tree(s.proc.pid)]
@@ -232,7 +232,7 @@ def timed_engine(rows: list[dict], workers: int):
 
 
 def _heavy(r):
-    from gift.execute import _is_heavy
+    from gift.sandbox.pool import _is_heavy
     return _is_heavy(r)
 
 

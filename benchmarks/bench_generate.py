@@ -51,7 +51,7 @@ def main():
 
     from gift import prompts as P
     from gift.datasets import load_split
-    from gift.generate import TransformersBackend
+    from gift.backends.transformers import TransformersBackend
 
     if args.random_arch:
         from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM

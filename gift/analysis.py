@@ -22,157 +22,13 @@ analyses and, with ``--out``, writes them as CSV files.
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-# ----------------------------------------------------------------------------------------------------
-# Code normalisation
-# ----------------------------------------------------------------------------------------------------
-
-_BINDING_CTX = (ast.Store, ast.Del)
-
-
-def _strip_docstrings(tree: ast.AST) -> None:
-    """Remove the docstring of the module and of every function and class (in place)."""
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                body.pop(0)
-                if not body and not isinstance(node, ast.Module):
-                    body.append(ast.Pass())
-
-
-def _bound_names(tree: ast.AST) -> tuple[set[str], set[str]]:
-    """Names the program binds itself (functions, classes, arguments, assigned variables, loop / with /
-    except / comprehension / match targets) and names bound by imports (kept as they are)."""
-    bound: set[str] = set()
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, _BINDING_CTX):
-            bound.add(node.id)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            bound.update(node.names)
-        elif isinstance(node, ast.MatchAs) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.MatchStar) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            bound.add(node.rest)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for a in node.names:
-                imported.add((a.asname or a.name).split(".")[0])
-    return bound - imported, imported
-
-
-class _Renamer(ast.NodeTransformer):
-    """Rename every occurrence of the program's own names to v0, v1, ... in order of first appearance
-    (a depth-first walk over the fields in source order)."""
-
-    def __init__(self, names: set[str]):
-        self.names = names
-        self.mapping: dict[str, str] = {}
-        self.params: dict[str, set[str]] = {}  # function name -> its parameter names (for keyword args)
-
-    def _new(self, name: str) -> str:
-        if name not in self.names:
-            return name
-        if name not in self.mapping:
-            self.mapping[name] = f"v{len(self.mapping)}"
-        return self.mapping[name]
-
-    def _visit_def(self, node):
-        params = {a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)}
-        self.params[node.name] = params
-        node.name = self._new(node.name)
-        return self.generic_visit(node)
-
-    visit_FunctionDef = _visit_def
-    visit_AsyncFunctionDef = _visit_def
-
-    def visit_ClassDef(self, node):
-        node.name = self._new(node.name)
-        return self.generic_visit(node)
-
-    def visit_arg(self, node):
-        node.arg = self._new(node.arg)
-        return self.generic_visit(node)
-
-    def visit_Name(self, node):
-        node.id = self._new(node.id)
-        return node
-
-    def visit_ExceptHandler(self, node):
-        if node.name:
-            node.name = self._new(node.name)
-        return self.generic_visit(node)
-
-    def visit_Global(self, node):
-        node.names = [self._new(n) for n in node.names]
-        return node
-
-    visit_Nonlocal = visit_Global
-
-    def visit_MatchAs(self, node):
-        if node.name:
-            node.name = self._new(node.name)
-        return self.generic_visit(node)
-
-    def visit_MatchStar(self, node):
-        if node.name:
-            node.name = self._new(node.name)
-        return node
-
-    def visit_Call(self, node):
-        # keyword arguments of calls to the program's own functions name that function's parameters
-        fname = node.func.id if isinstance(node.func, ast.Name) else None
-        params = self.params.get(fname, set()) if fname else set()
-        self.generic_visit(node)
-        for kw in node.keywords:
-            if kw.arg is not None and kw.arg in params:
-                kw.arg = self._new(kw.arg)
-        return node
-
-
-def _whitespace_normalize(code: str) -> str:
-    return "\n".join(" ".join(line.split()) for line in code.splitlines() if line.strip())
-
-
-def normalize_code(code: str) -> str:
-    """Canonical text of ``code``: parsed, docstrings and comments dropped, the program's own names
-    (functions, classes, arguments, variables; not imports, attributes or builtins it does not rebind)
-    renamed v0, v1, ... in order of first appearance, printed with ``ast.unparse``. Code that does
-    not parse falls back to its whitespace-normalised text (each line's runs of blanks collapsed,
-    blank lines dropped)."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return _whitespace_normalize(code)
-    _strip_docstrings(tree)
-    names, _ = _bound_names(tree)
-    # Class-level pre-pass so calls that come before a function's definition still see its parameters.
-    renamer = _Renamer(names)
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            renamer.params.setdefault(node.name, {a.arg for a in (*node.args.posonlyargs, *node.args.args,
-                                                                   *node.args.kwonlyargs)})
-    tree = renamer.visit(tree)
-    ast.fix_missing_locations(tree)
-    try:
-        return ast.unparse(tree)
-    except Exception:  # pragma: no cover - unparse of a parsed tree should not fail
-        return _whitespace_normalize(code)
+from .normalize import normalize_code  # noqa: E402 (re-exported: the analyses' notion of "the same solution")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -528,38 +384,59 @@ def ppl_summary_files(ppl_files: Iterable[str | Path], reference: str = "rft", t
 # A whole run
 # ----------------------------------------------------------------------------------------------------
 
-def analyze_run(run_dir: str | Path, embed="auto") -> dict:
-    """Every analysis of ``results/<experiment>`` whose inputs exist: a dict of DataFrames
-    (``distinct_pools``, ``distinct_passing``, ``pool_growth``, ``drift``, ``drift_by_iteration``,
-    ``ppl_summary``)."""
+ANALYSES = ("distinct_passing", "distinct_pools", "pool_growth", "description_drift", "ppl_summary")
+
+
+def run_analyses(pools: dict[str, list[dict]], samples: dict[str, list[tuple]], kept_files: list, seed_file, description_files: list,
+                 ppl_files: list, embed="auto") -> dict:
+    """The pool analyses of one run, as the ``analysis`` rule writes them (``ANALYSES``; the rule's script and
+    ``analyze_run`` both call this):
+
+    ``distinct_passing``   distinct solutions among all passing samples of each sampler (the samplers draw
+                           the same number of samples: equal budget by construction);
+    ``distinct_pools``     distinct solutions in the pools, each problem cut to the smaller pool;
+    ``pool_growth``        pass rate and pool growth per iteration; ``description_drift`` the chain's
+                           descriptions against the seed per iteration; ``ppl_summary`` PPL per pool.
+
+    ``pools``: pool name -> pooled rows; ``samples``: pool name -> [(codes file, tests file), ...]."""
+    passing = {p: [] for p in samples}
+    for pool, pairs in samples.items():
+        for codes, tests in pairs:
+            passing[pool] += passing_samples(_read(codes), _read(tests))
+    drift = description_drift_files(seed_file, list(description_files), embed=embed) if description_files else None
+    return {
+        "distinct_passing": compare_distinct(passing, equal_budget=False),
+        "distinct_pools": compare_distinct(pools, equal_budget=True),
+        "pool_growth": pool_growth(list(kept_files)),
+        "description_drift": drift_by_iteration(drift) if drift is not None else None,
+        "ppl_summary": ppl_summary_files(list(ppl_files)),
+    }
+
+
+def _read(path):
     from .io import read_jsonl
 
+    return read_jsonl(path)
+
+
+def _iters(folder: Path, name: str) -> list[Path]:
+    files = [d / name for d in folder.glob("iter*") if d.name[4:].isdigit() and (d / name).exists()]
+    return sorted(files, key=lambda f: int(f.parent.name[4:]))
+
+
+def analyze_run(run_dir: str | Path, embed="auto") -> dict:
+    """``run_analyses`` on the files of ``results/<experiment>`` (every pool found there)."""
     run = Path(run_dir)
-    out: dict = {}
-    pools = {p: read_jsonl(run / "pools" / f"{p}.jsonl") for p in ("rft", "gibbs") if (run / "pools" / f"{p}.jsonl").exists()}
-    if pools:
-        out["distinct_pools"] = compare_distinct(pools, equal_budget=True)
-    passing = {}
-    for p in ("rft", "gibbs"):
-        rows = []
-        for d in sorted((run / p).glob("iter*"), key=lambda x: int(x.name[4:]) if x.name[4:].isdigit() else -1):
-            if (d / "codes.jsonl").exists() and (d / "tests.jsonl").exists():
-                rows += passing_samples(read_jsonl(d / "codes.jsonl"), read_jsonl(d / "tests.jsonl"))
-        if (run / p).exists():
-            passing[p] = rows
-    if passing:
-        out["distinct_passing"] = compare_distinct(passing, equal_budget=True)
-    kept = sorted(run.glob("*/iter*/kept.jsonl"))
-    if kept:
-        out["pool_growth"] = pool_growth(kept)
-    desc = sorted(run.glob("gibbs/iter*/descriptions.jsonl"))
-    if desc and (run / "data" / "seed.jsonl").exists():
-        out["drift"] = description_drift_files(run / "data" / "seed.jsonl", desc, embed=embed)
-        out["drift_by_iteration"] = drift_by_iteration(out["drift"])
-    ppl = sorted((run / "ppl").glob("*.jsonl")) if (run / "ppl").exists() else []
-    if ppl:
-        out["ppl_summary"] = ppl_summary_files(ppl)
-    return out
+    names = sorted(p.stem for p in (run / "pools").glob("*.jsonl")) if (run / "pools").exists() else []
+    if not names:
+        return {}
+    samples = {p: list(zip(_iters(run / p, "codes.jsonl"), _iters(run / p, "tests.jsonl"))) for p in names}
+    seed = run / "data" / "seed.jsonl"
+    desc = _iters(run / "gibbs", "descriptions.jsonl") if seed.exists() else []
+    out = run_analyses({p: _read(run / "pools" / f"{p}.jsonl") for p in names}, samples,
+                       [f for p in names for f in _iters(run / p, "kept.jsonl")], seed, desc,
+                       sorted((run / "ppl").glob("*.jsonl")) if (run / "ppl").exists() else [], embed=embed)
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def main(argv: list[str] | None = None) -> int:

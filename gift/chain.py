@@ -90,7 +90,7 @@ def exec_row(problem: dict, code: str, row_id: str, timeout_s: float, harness: s
 
 
 def test_codes(problems: list[dict], codes: list[dict], *, timeout_s: float, workers: int | None, harness: str = "strict") -> list[dict]:
-    from .execute import execute
+    from .sandbox import execute
 
     by_id = {p["task_id"]: p for p in problems}
     rows = [exec_row(by_id[c["task_id"]], c["code"], f"{c['task_id']}#{c['sample']}", timeout_s, harness) for c in codes]

@@ -20,7 +20,7 @@ How (EvalPlus 0.3.1 semantics, ``evalplus/evaluate.py`` and ``evalplus/eval/__in
 * Inputs: the JSON ``base_input``/``plus_input`` lists are converted back to tuples/sets/complex
   exactly as EvalPlus's ``mbpp_deserialize_inputs`` does (:func:`deserialize_inputs`).
 * Expected outputs: the canonical solution runs on every input in the sandbox (format
-  ``evalplus`` of :mod:`gift.execute`, no comparison) once per dataset version; outputs (strict
+  ``evalplus`` of :mod:`gift.sandbox`, no comparison) once per dataset version; outputs (strict
   lossless encoding), the reference's per-input CPU and wall times and a content hash of the
   problems go to one JSON file, written atomically.  ``MBPP_OUTPUT_NOT_NONE_TASKS`` store
   ``output is not None`` as EvalPlus does.
@@ -47,9 +47,9 @@ import sys
 import time
 from typing import Any, Iterable
 
-from .evaluate import pass_at_k
+from .metrics import summarise
 from .io import atomic_path, read_jsonl
-from .execute import encode_value, execute
+from .sandbox import encode_value, execute
 
 __all__ = ["compute_expected", "load_expected", "evaluate", "deserialize_inputs", "problems_sha256",
            "task_sha256", "build_rows", "EXPECTED_FORMAT", "DEFAULT_MIN_TIME_LIMIT", "DEFAULT_GT_TIME_LIMIT_FACTOR"]
@@ -128,7 +128,7 @@ _BIG = 10 ** 3000
 
 
 def _to_json(v: Any) -> Any:
-    """The value encoding of gift/_sandbox_child.py as a JSON structure (fast path for the
+    """The value encoding of gift/sandbox/child/codec.py as a JSON structure (fast path for the
     trusted input types; anything else goes through the strict encoder)."""
     t = type(v)
     if t is list:
@@ -340,7 +340,7 @@ def build_rows(problems: list[dict], samples: list[dict], expected: dict, *, bas
                          plus=[gone if nb + i in e["missing"] else x for i, x in enumerate(e["plus"])])
             lim_b = _limits(e["base_time"], min_time_limit, gt_time_limit_factor)
             # test dicts (the engine also takes their JSON text); one list object per task, so
-            # gift.execute parses it once for all the task's samples
+            # gift.sandbox parses it once for all the task's samples
             tests = [{"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 0}
                      for a, x, lim in zip(_enc_inputs(p, "base_input"), e["base"], lim_b)]
             if not base_only:
@@ -402,40 +402,32 @@ def evaluate(problems: list[dict], samples: list[dict], expected: dict | str | N
 
 
 def _scores(problems: list[dict], results: list[dict], ks: Iterable[int], base_only: bool) -> dict:
-    order = [p["task_id"] for p in problems]
-    by_task: dict[str, list[dict]] = {}
-    for r in results:
-        by_task.setdefault(r["task_id"], []).append(r)
-    tids = [t for t in order if t in by_task] + [t for t in by_task if t not in set(order)]
-    have_modes = any(r.get("mode") for r in results)
+    """Per-task counts and mean scores of both benchmarks (``gift.metrics.summarise``): tasks with samples,
+    in the problems' order; the plus benchmark is None when a task has no plus verdict."""
+    have = {r["task_id"] for r in results}
+    order = [p["task_id"] for p in problems if p["task_id"] in have]
+    base_rows, base = summarise(results, ks, order=order, key="base")
+    plus_rows, plus = (None, None) if base_only else summarise(results, ks, order=order, key="plus")
+    if plus_rows is not None and (not plus_rows or any(r["c"] is None for r in plus_rows)):
+        plus_rows, plus = None, None
     per_task = []
-    for t in tids:
-        rs = by_task[t]
-        pool = [r for r in rs if r.get("mode") == "sampled"] if have_modes else rs
-        greedy = [r for r in rs if r.get("mode") == "greedy"]
-        row = {"task_id": t, "n": len(pool), "c_base": sum(r["base"] for r in pool),
-               "c_plus": None if any(r["plus"] is None for r in pool) else sum(bool(r["plus"]) for r in pool)}
-        if greedy:
-            row["greedy_base"] = bool(greedy[0]["base"])
-            row["greedy_plus"] = None if greedy[0]["plus"] is None else bool(greedy[0]["plus"])
-        per_task.append(row)
-    scores: dict[str, Any] = {"base": {}, "plus": None if base_only else {}}
-    n_min = min((r["n"] for r in per_task), default=0)
-    plus_ok = not base_only and per_task and all(r["c_plus"] is not None for r in per_task)
-    if not plus_ok:
-        scores["plus"] = None
-    for k in ks:
-        if n_min >= k > 0:
-            scores["base"][f"pass@{k}"] = sum(pass_at_k(r["n"], r["c_base"], k) for r in per_task) / len(per_task)
-            if plus_ok:
-                scores["plus"][f"pass@{k}"] = sum(pass_at_k(r["n"], r["c_plus"], k) for r in per_task) / len(per_task)
-    if per_task and all("greedy_base" in r for r in per_task):
-        scores["base"]["pass@1_greedy"] = sum(r["greedy_base"] for r in per_task) / len(per_task)
-        if plus_ok and all(r.get("greedy_plus") is not None for r in per_task):
-            scores["plus"]["pass@1_greedy"] = sum(r["greedy_plus"] for r in per_task) / len(per_task)
-    missing = [p["task_id"] for p in problems if p["task_id"] not in by_task]
-    return {"scores": scores, "per_task": per_task, "n_tasks": len(per_task), "n_samples": len(results),
+    for i, b in enumerate(base_rows):
+        q = plus_rows[i] if plus_rows else None
+        head = q or b  # the headline benchmark's per-task pass@k: plus where it applies
+        per_task.append({"task_id": b["task_id"], "n": b["n"], "c_base": b["c"], "c_plus": q["c"] if q else None,
+                         "greedy_base": b["greedy"], "greedy_plus": q["greedy"] if q else None,
+                         **{k: v for k, v in head.items() if k.startswith("pass@")}})
+    missing = [p["task_id"] for p in problems if p["task_id"] not in have]
+    return {"scores": {"base": base, "plus": plus}, "per_task": per_task, "n_tasks": len(per_task), "n_samples": len(results),
             "tasks_without_samples": len(missing)}
+
+
+BENCHMARK_NAMES = {"mbpp": ("MBPP", "MBPP+"), "humaneval": ("HumanEval", "HumanEval+")}
+
+
+def benchmark_names(problems: list[dict]) -> tuple[str, str]:
+    """The names of the base and the plus benchmark of a test set, e.g. ("MBPP", "MBPP+")."""
+    return BENCHMARK_NAMES.get(_kind(problems[0]), ("base", "plus")) if problems else ("base", "plus")
 
 
 # ------------------------------------------------------------------ CLI

@@ -1,19 +1,11 @@
-"""Evaluation: greedy pass@1 and sampled pass@k (the unbiased estimator of Chen et al. 2021)."""
+"""Evaluation: greedy pass@1 and sampled pass@k (the unbiased estimator of Chen et al. 2021, gift.metrics)."""
 
 from __future__ import annotations
 
-from math import comb
-
+from .metrics import pass_at_k, summarise as _summarise
 from .seeding import derive
 
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased estimate of pass@k from n samples of which c pass: 1 - C(n-c, k) / C(n, k)."""
-    if k > n:
-        raise ValueError(f"pass@{k} needs at least {k} samples per problem, got {n}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
+__all__ = ["generate_samples", "pass_at_k", "score_samples", "score_samples_evalplus", "summarise", "uses_evalplus"]
 
 
 def generate_samples(backend, problems: list[dict], *, n_samples: int, temperature: float, top_p: float, max_new_tokens: int,
@@ -43,7 +35,7 @@ def score_samples(problems: list[dict], samples: list[dict], *, timeout_s: float
                   harness: str = "strict"):
     """Run every sample against its problem's tests; per-sample results and the score summary."""
     from .chain import exec_row
-    from .execute import execute
+    from .sandbox import execute
 
     by_id = {p["task_id"]: p for p in problems}
     rows = [exec_row(by_id[s["task_id"]], s["code"], f"{s['task_id']}#{s['mode']}#{s['sample']}", timeout_s, harness)
@@ -57,32 +49,13 @@ def score_samples(problems: list[dict], samples: list[dict], *, timeout_s: float
 
 
 def summarise(problems: list[dict], results: list[dict], ks: list[int], key: str = "passed"):
-    """Per-problem greedy verdict, n, c and pass@k, and the mean scores, from per-sample ``results``
-    (``task_id``, ``mode`` greedy | sampled, and the verdict under ``key``). pass@k is reported only
-    when every problem has at least k sampled completions."""
-    per_problem = []
-    by_task: dict[str, list[dict]] = {}
-    for r in results:
-        by_task.setdefault(r["task_id"], []).append(r)
-    for p in problems:
-        mine = by_task.get(p["task_id"], [])
-        g = [r for r in mine if r["mode"] == "greedy"]
-        s = [r for r in mine if r["mode"] == "sampled"]
-        row = {"task_id": p["task_id"], "greedy_passed": bool(g and g[0][key]), "n": len(s), "c": sum(bool(r[key]) for r in s)}
-        for k in ks:
-            if row["n"] >= k:
-                row[f"pass@{k}"] = pass_at_k(row["n"], row["c"], k)
-        per_problem.append(row)
-    n = len(per_problem)
-    scores = {"n_problems": n, "pass@1_greedy": sum(r["greedy_passed"] for r in per_problem) / n if n else 0.0}
-    for k in ks:
-        vals = [r[f"pass@{k}"] for r in per_problem if f"pass@{k}" in r]
-        if vals and len(vals) == n:
-            scores[f"pass@{k}"] = sum(vals) / n
-    return per_problem, scores
-
-
-BENCHMARK_NAMES = {"mbpp": ("MBPP", "MBPP+"), "humaneval": ("HumanEval", "HumanEval+")}
+    """Per-problem rows (``task_id``, ``greedy_passed``, ``n``, ``c``, ``pass@k``) and the mean scores
+    (``n_problems``, ``pass@1_greedy``, ``pass@k``) of per-sample ``results`` (``task_id``, ``mode``
+    greedy | sampled, the verdict under ``key``); pass@k only when every problem has k sampled completions."""
+    per_task, scores = _summarise(results, ks, order=[p["task_id"] for p in problems], key=key)
+    rows = [{"task_id": r["task_id"], "greedy_passed": bool(r["greedy"]), "n": r["n"], "c": r["c"],
+             **{k: v for k, v in r.items() if k.startswith("pass@")}} for r in per_task]
+    return rows, {"n_problems": len(rows), **scores}
 
 
 def uses_evalplus(problems: list[dict]) -> bool:
@@ -107,12 +80,17 @@ def score_samples_evalplus(problems: list[dict], samples: list[dict], expected: 
         results.append({"task_id": s["task_id"], "mode": s["mode"], "sample": s["sample"], "passed": bool(plus),
                         "passed_base": bool(v["base"]), "status": v["status"], "tests_passed": v["tests_passed"],
                         "tests_total": v["tests_total"], "detail": v.get("detail", "")})
-    base_name, plus_name = BENCHMARK_NAMES.get(E._kind(problems[0]), ("base", "plus")) if problems else ("base", "plus")
-    per_problem, plus_scores = summarise(problems, results, ks, key="passed")
-    per_base, base_scores = summarise(problems, results, ks, key="passed_base")
-    for row, b in zip(per_problem, per_base):
-        row["greedy_passed_base"], row["c_base"] = b["greedy_passed"], b["c"]
-    strip = lambda d: {k: v for k, v in d.items() if k != "n_problems"}  # noqa: E731
-    scores = dict(plus_scores, evaluator="evalplus", headline=plus_name,
-                  benchmarks={base_name: strip(base_scores), plus_name: strip(plus_scores)}, notes=res["notes"])
+    base_name, plus_name = E.benchmark_names(problems)
+    base, plus = res["scores"]["base"], res["scores"]["plus"]
+    headline = plus if plus is not None else base
+    per_problem = []
+    for r in res["per_task"]:
+        c_head = r["c_plus"] if r["c_plus"] is not None else r["c_base"]
+        g_head = r["greedy_plus"] if r["greedy_plus"] is not None else r["greedy_base"]
+        per_problem.append({"task_id": r["task_id"], "greedy_passed": bool(g_head), "n": r["n"], "c": c_head,
+                            **{k: v for k, v in r.items() if k.startswith("pass@")},
+                            "greedy_passed_base": bool(r["greedy_base"]), "c_base": r["c_base"]})
+    benchmarks = {base_name: base} if plus is None else {base_name: base, plus_name: plus}
+    scores = dict(headline, n_problems=len(problems), evaluator="evalplus", headline=plus_name if plus is not None else base_name,
+                  benchmarks=benchmarks, notes=res["notes"])
     return results, per_problem, scores

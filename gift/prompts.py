@@ -88,6 +88,15 @@ def extract_fenced(text: str) -> str:
     return (text[m.start():].strip("\n") + "\n") if m else ""
 
 
+def cut_after_fence(text: str) -> str:
+    """A chat answer up to the end of its first closed code fence (servers cannot stop on 'the second ```')."""
+    first = text.find("```")
+    if first == -1:
+        return text
+    second = text.find("```", first + 3)
+    return text if second == -1 else text[: second + 3]
+
+
 class ChatLayout:
     """Instruct models: chat-template prompts, fenced answers, problem-statement descriptions."""
 

@@ -37,7 +37,7 @@ def workers(smk) -> int:
 def backend(cfg: dict, model_path: str):
     """The generation backend for a model folder, with the config's generation, tokenisation and model
     settings (``generation.*``, ``tokenize.*``, ``model.dtype`` / ``model.device``)."""
-    from .generate import make_backend
+    from .backends import make_backend
     from .model import resolve
 
     print(f"model: {model_path} -> {resolve(model_path)}", file=sys.stderr)  # which model this job loads

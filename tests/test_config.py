@@ -59,6 +59,7 @@ def config_error_lines(tmp_path, mutate) -> list[str]:
     return [l for l in proc.stderr.splitlines() if "config error" in l] or [proc.stderr[-2000:]]
 
 
+@pytest.mark.slow
 def test_snakemake_stops_at_once_with_a_one_line_message(tmp_path):
     lines = config_error_lines(tmp_path, lambda c: c["train"].update(epochs="two"))
     assert lines == ["config error: train.epochs: 'two' is not of type 'integer'"]
@@ -90,6 +91,7 @@ def test_a_bad_example_file_is_a_one_line_config_error(tmp_path, text, message):
     assert str(e.value).startswith(f"config error: gibbs.description.examples: {path}: ") and message in str(e.value)
 
 
+@pytest.mark.slow
 def test_snakemake_names_a_missing_example_file_before_running(tmp_path):
     lines = config_error_lines(tmp_path, lambda c: c["gibbs"]["description"].update(examples="nowhere/ict_data.json"))
     assert len(lines) == 1 and "gibbs.description.examples: nowhere/ict_data.json: no such file" in lines[0], lines

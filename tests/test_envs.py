@@ -150,6 +150,7 @@ CPU = {"data", "seed_descriptions", "run_tests", "pool", "select", "evaluate_sco
        "analysis", "compare_published", "selection_ablation", "describe_examples", "epochs_table"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("configfile", [ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml"] + PAPER_NO_FILES,
                          ids=lambda p: p.stem)
 def test_every_rule_has_a_conda_env_and_a_container(configfile, tmp_path):
@@ -167,6 +168,7 @@ def test_every_rule_has_a_conda_env_and_a_container(configfile, tmp_path):
     assert "PYTHONPATH={params.pythonpath:q}" in rules["finetune"]["shell"]
 
 
+@pytest.mark.slow
 def test_finetune_shell_puts_the_repository_on_pythonpath(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
                            "--directory", str(tmp_path), "--configfile", str(ROOT / "tests" / "configs" / "tiny.yaml")],
@@ -299,6 +301,7 @@ def test_dockerignore_keeps_outputs_and_environments_out():
     assert {".git", ".venv", "results", ".snakemake", "**/__pycache__"} <= entries
 
 
+@pytest.mark.slow
 def test_hadolint():
     exe = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if not exe:

@@ -1,8 +1,8 @@
 """MBPP+ / EvalPlus-style evaluation (gift.evalplus) through the real sandbox engine.
 
-Uses a handful of MBPP+ tasks from /work/shared when present, else a tiny in-file fixture in the
-release format.  The comparison with the reference evaluator (evalplus 0.3.1) is skipped when
-that package is not importable."""
+Uses six real MBPP+ v0.2.0 rows (tests/fixtures/evalplus/MbppPlus-6.jsonl). The comparisons with the
+reference evaluator (evalplus 0.3.1, installed by install.sh) run its own oracle code and its own
+`evalplus.evaluate` command."""
 
 from __future__ import annotations
 
@@ -14,39 +14,17 @@ import pytest
 from gift.evalplus import compute_expected, deserialize_inputs, evaluate, load_expected
 from gift.execute import decode_value, encode_value, execute
 
-MBPPPLUS = "/work/shared/data/mbppplus/MbppPlus-v0.2.0.jsonl"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MBPPPLUS = os.path.join(ROOT, "tests", "fixtures", "evalplus", "MbppPlus-6.jsonl")
 
-# release rows (subset of fields) for a few tasks, used when the shared file is absent
-_FIXTURE = [
-    {"task_id": "Mbpp/2", "entry_point": "similar_elements", "atol": 0,
-     "canonical_solution": "def similar_elements(test_tup1, test_tup2):\n  return tuple(set(test_tup1) & set(test_tup2))\n",
-     "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]], [[1, 2, 3, 4], [5, 4, 3, 7]]],
-     "plus_input": [[[], []], [[1, 2, 3], [3, 2, 9]]]},
-    {"task_id": "Mbpp/124", "entry_point": "angle_complex", "atol": 0,
-     "canonical_solution": "import cmath\ndef angle_complex(a,b):\n  angle=cmath.phase(a+b)\n  return angle\n",
-     "base_input": [[0, "1j"], [2, "1j"], [0, "2j"]], "plus_input": [[-1.5, "2.5j"]]},
-    {"task_id": "Mbpp/115", "entry_point": "empty_dit", "atol": 0,
-     "canonical_solution": "def empty_dit(list1):\n  return all(isinstance(d, dict) and len(d) == 0 for d in list1)\n",
-     "base_input": [[[[], [], []]], [[[1, 2], [], []]]], "plus_input": [[[]]]},
-    {"task_id": "Mbpp/82", "entry_point": "volume_sphere", "atol": 0.0001,
-     "canonical_solution": "import math\ndef volume_sphere(r):\n  return (4./3.) * math.pi * (r**3)\n",
-     "base_input": [[10], [25]], "plus_input": [[1.5], [2]]},
-]
 IDS = ["Mbpp/2", "Mbpp/124", "Mbpp/82", "Mbpp/252", "Mbpp/722", "Mbpp/580"]
 
 
 @pytest.fixture(scope="module")
-def problems(tmp_path_factory):
+def problems():
     from gift.datasets import load_split
 
-    if os.path.exists(MBPPPLUS):
-        return load_split("mbppplus", MBPPPLUS, "test", ids=IDS)
-    path = tmp_path_factory.mktemp("mbppplus") / "MbppPlus-fixture.jsonl"
-    with open(path, "w") as f:
-        for r in _FIXTURE:
-            row = dict(r, prompt='"""\nx\n"""\n', contract="", assertion="assert True\n")
-            f.write(json.dumps(row) + "\n")
-    return load_split("mbppplus", str(path), "test")
+    return load_split("mbppplus", MBPPPLUS, "test", ids=IDS)
 
 
 @pytest.fixture(scope="module")
@@ -216,9 +194,7 @@ def test_evaluate_time_limit_from_reference(tmp_path):
 def test_humaneval_base_only(tmp_path):
     from gift.datasets import load_split
 
-    path = "/work/shared/data/humaneval/HumanEval.jsonl.gz"
-    if not os.path.exists(path):
-        pytest.skip("HumanEval not on this machine")
+    path = os.path.join(ROOT, "tests", "fixtures", "datasets", "humaneval", "HumanEval.jsonl.gz")
     ps = load_split("humaneval", path, "test", ids=["HumanEval/0", "HumanEval/2"])
     samples = [{"task_id": p["task_id"], "solution": p["reference"]} for p in ps]
     samples.append({"task_id": "HumanEval/0", "solution": "def has_close_elements(numbers, threshold):\n    return True\n"})
@@ -233,9 +209,7 @@ def test_agrees_with_evalplus_oracle(problems, expected):
     ev = pytest.importorskip("evalplus.eval", reason="evalplus not installed (pip install evalplus==0.3.1)")
     import numpy as np
 
-    from gift.execute import _plus_mod
-
-    m = _plus_mod()
+    from gift.sandbox.child import oracle as m
     cases = [((1, 2), [1, 2], 0), ([1.0, 2.0], [1.0, 2.0000001], 0), (0.5, 0.5001, 1e-3), ("a", "a", 0), (2, 2.0, 0),
              (None, None, 0), ([1, [2]], [1, [2]], 0), (np.float64(1.0000001), 1.0, 0), ({1: 2}, {1: 2.0}, 0)]
     for out, exp, atol in cases:
@@ -256,3 +230,32 @@ def test_agrees_with_evalplus_oracle(problems, expected):
         except BaseException:
             theirs = False
         assert ours == theirs, (out, exp, atol)
+
+
+@pytest.mark.slow
+def test_verdicts_agree_with_the_evalplus_command(problems, tmp_path):
+    """benchmarks/evalplus_agreement.py on the six real tasks: `python -m evalplus.evaluate` (evalplus 0.3.1,
+    offline on the same file) and gift.evalplus give the same MBPP and MBPP+ verdict to every sample of the
+    canonical solutions and of five kinds of broken ones."""
+    pytest.importorskip("evalplus.evaluate", reason="evalplus not installed (./install.sh installs evalplus==0.3.1)")
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("evalplus_agreement", os.path.join(ROOT, "benchmarks", "evalplus_agreement.py"))
+    agree = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agree)
+    cats = ("canonical", "off_by_one", "wrong_type", "returns_none", "raises", "float_noise")
+    samples = agree.build_corpus(problems, cats, model_samples=str(tmp_path / "none.jsonl"))
+    ours, _, _ = agree.run_gift(problems, samples, str(tmp_path), workers=2)
+    theirs, _ = agree.run_evalplus(samples, MBPPPLUS, str(tmp_path), sys.executable, parallel=2)
+    per_task: dict = {}
+    verdicts = []
+    for s in samples:
+        k = per_task.get(s["task_id"], 0)
+        per_task[s["task_id"]] = k + 1
+        g, e = ours[(s["task_id"], k)], theirs[(s["task_id"], k)]
+        verdicts.append((s["category"], s["task_id"], (g["base"], bool(g["plus"])), (e[0], e[1])))
+    assert len(verdicts) == 6 * len(cats)
+    assert [v for v in verdicts if v[2] != v[3]] == []
+    assert all(v[2] == (True, True) for v in verdicts if v[0] == "canonical")
+    assert all(v[2] == (False, False) for v in verdicts if v[0] in ("returns_none", "raises"))

@@ -360,7 +360,7 @@ def test_environment_is_scrubbed(monkeypatch):
     monkeypatch.setenv("GIFT_SECRET_TOKEN", "hunter2")
     # server processes started before this test inherited nothing either: the
     # server env is built from scratch, but restart to be sure the check is real
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     ex.shutdown()
     code = "import os\nENV = dict(os.environ)\n"
     tests = ["assert 'GIFT_SECRET_TOKEN' not in ENV",
@@ -382,7 +382,7 @@ def test_environment_is_scrubbed(monkeypatch):
 
 
 def test_candidates_see_the_same_seeded_random_sequences_every_run():
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     code = "import random\nX = [random.random() for _ in range(3)]\n"
     rows = [{"id": f"r{i}", "format": "assert", "code": code,
              "tests": ["assert X == [0.8444218515250481, 0.7579544029403025, 0.420571580830845], X"]}
@@ -397,7 +397,7 @@ def test_no_ctypes_and_no_threading_at_fork_work_in_a_light_server():
     would read the record key out of memory); threading and random (random is imported by
     tempfile) are left out of a light server unless the batch names them: their at-fork
     callbacks would run in every child."""
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     ex.shutdown()  # (a running server that holds more than a batch needs is reused)
     code = ("import sys\nX = sorted(m for m in sys.modules if 'ctypes' in m or m in ('threading', 'queue', "
             "'ran' + 'dom', 'temp' + 'file'))\n")  # (random/tempfile not named: the batch does not ask for them)
@@ -499,7 +499,7 @@ def test_blocked_candidates_overlap_and_cpu_heavy_correct_one_still_passes(info)
 
 
 def test_concurrency_does_not_change_verdicts(monkeypatch):
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     rows = _concurrency_rows()
     conc = execute(rows, workers=2)
     monkeypatch.setenv("GIFT_SANDBOX_SLOTS", "1")
@@ -515,7 +515,7 @@ def test_concurrency_does_not_change_verdicts(monkeypatch):
 
 
 def test_heavy_rows_routed_to_a_numpy_server_light_rows_elsewhere():
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     rows = [{"id": "np", "format": "assert", "code": "import numpy as np\ndef f():\n    return int(np.arange(4).sum())",
              "tests": ["assert f() == 6"]}]
     rows += [{"id": f"l{i}", "format": "assert", "code": "def f(): return 6", "tests": ["assert f() == 6"]}
@@ -578,7 +578,7 @@ def test_a_lost_server_is_replaced_and_its_rows_rerun():
     """The runner survives the loss of a fork server (here killed from outside, as the OOM killer
     would): the rows that were in flight are re-run on a fresh server and get their real verdict,
     none is reported `killed` for being a bystander."""
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     ex.shutdown()
     rows = [{"id": f"s{i}", "format": "assert", "timeout_s": 5,
              "code": "import time\ntime.sleep(0.4)\ndef f(): return %d" % i,
@@ -599,7 +599,7 @@ def test_a_lost_server_is_replaced_and_its_rows_rerun():
 
 
 def test_server_death_cause_names_the_signal():
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     execute_one({"id": "w", "format": "assert", "code": "def f(): return 1", "tests": ["assert f() == 1"]})
     s = ex._POOL.servers[0]
     os.killpg(s.proc.pid, 9)
@@ -664,7 +664,7 @@ def test_a_checkout_under_tmp_keeps_full_isolation(tmp_path):
 def test_servers_preimport_the_modules_a_batch_mentions():
     """A light server holds only what the batch's code names (each held module makes every
     fork and exit dearer); a module it does not hold is still importable by a candidate."""
-    from gift import execute as ex
+    from gift.sandbox import pool as ex
     ex.shutdown()
     names = "('dec' + 'imal', 'insp' + 'ect', 'uu' + 'id')"  # not written out: they would be matched
     probe = f"import sys\nHELD = sorted(m for m in {names} if m in sys.modules)\n"

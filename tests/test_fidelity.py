@@ -22,7 +22,8 @@ from gift.chain import describe, exec_row
 from gift.datasets import load_split
 from gift.examples import as_triples, from_file, read_examples_file
 from gift.execute import execute
-from gift.generate import make_backend, sample_next
+from gift.backends import make_backend
+from gift.backends.transformers import sample_next
 from gift.ppl import score_pool
 from gift.select import select
 from gift.seeding import rng
@@ -90,6 +91,7 @@ def test_1_prompt_layout_is_the_authors_docstring_inside_the_function():
 
 
 # ------------------------------------------------------------------------------------------- item 2
+@pytest.mark.slow
 @pytest.mark.parametrize("bos", ["auto", True, False])
 def test_2_bos_exactly_when_the_config_says_so_in_sampling_ppl_and_training(bos, base_model_dir, bos_model_dir):
     import torch
@@ -119,12 +121,13 @@ def test_2_bos_exactly_when_the_config_says_so_in_sampling_ppl_and_training(bos,
         torch.set_num_threads(2)
 
 
+@pytest.mark.slow
 def test_2_vllm_gets_the_same_token_ids(monkeypatch, bos_model_dir):
     """vLLM cannot run here (no GPU): its TokensPrompt (a plain TypedDict) stands in, to show that the backend
     sends vLLM the policy's token ids instead of a string vLLM would tokenise with its own BOS rule."""
     from transformers import AutoTokenizer
 
-    from gift.generate import VLLMBackend
+    from gift.backends.vllm import VLLMBackend
 
     inputs = types.ModuleType("vllm.inputs")
     inputs.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
@@ -139,6 +142,7 @@ def test_2_vllm_gets_the_same_token_ids(monkeypatch, bos_model_dir):
 
 
 # ------------------------------------------------------------------------------------------- item 3
+@pytest.mark.slow
 def test_3_ppl_under_the_chain_description_that_produced_the_code(bos_model_dir):
     import torch
 
@@ -199,6 +203,7 @@ def test_5_in_context_examples_from_a_file_in_the_authors_format():
 
 
 # ------------------------------------------------------------------------------------------- item 6
+@pytest.mark.slow
 def test_6_learning_rate_at_every_step_is_deepspeeds_warmup_decay_to_the_floor(tiny_llama, tmp_path):
     problems = [{"task_id": f"t{i}", "description": f"Return {i}.", "reference": f"def f():\n    return {i}\n",
                  "example": f"assert f() == {i}", "header": "def f():\n"} for i in range(7)]
@@ -214,6 +219,7 @@ def test_6_learning_rate_at_every_step_is_deepspeeds_warmup_decay_to_the_floor(t
 
 
 # ------------------------------------------------------------------------------------------- item 7
+@pytest.mark.slow
 def test_7_training_target_and_token_ids(bos_model_dir):
     from transformers import AutoTokenizer
 
@@ -253,6 +259,7 @@ def test_selected_multiset_for_a_fixed_seed_is_the_authors_resampling():
 
 
 # ------------------------------------------------------------------------------------------- item 8
+@pytest.mark.slow
 def test_8_every_epoch_is_saved_and_evaluated(tiny_llama, tmp_path):
     from safetensors.torch import load_file
 
@@ -312,6 +319,7 @@ def test_10_codeinsight_harness_strict_and_authors():
 
 
 # ------------------------------------------------------------------------------------------ item 11
+@pytest.mark.slow
 def test_11_a_step_without_a_passing_code_summarises_the_last_kept_code_or_the_reference(backend):
     problems = [dict(MBPP_602, task_id="mbpp/a"), dict(MBPP_602, task_id="mbpp/b")]
     kept = [{"task_id": "mbpp/a", "kept": [], "last_code": "def first_repeated_char(s):\n    return s[0]\n"},

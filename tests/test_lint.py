@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # snakemake --lint loads the workflow
+
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = sorted((ROOT / "config" / "paper").glob("*.yaml"))
 # a paper config that needs no file beyond the repository (the others name the authors' in-context example files)

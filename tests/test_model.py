@@ -10,6 +10,9 @@ from gift.ppl import perplexity
 from gift.tokens import Tokenization
 
 
+pytestmark = pytest.mark.slow  # the real model
+
+
 def test_conversion_is_a_real_safetensors_checkpoint(base_model_dir):
     files = {p.name for p in base_model_dir.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= files

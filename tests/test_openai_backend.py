@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                                reason="llama-cpp-python[server] is not installed (requirements.txt installs it)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                                    reason="llama-cpp-python[server] is not installed (requirements.txt installs it)")]
 
 
 def free_port() -> int:
@@ -58,7 +58,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def remote(server, base_model_dir):
-    from gift.generate import make_backend
+    from gift.backends import make_backend
 
     # llama-cpp-python's server echoes each prompt token's log-prob from the wrong position (see the score test)
     return make_backend(str(base_model_dir), {"backend": "openai", "base_url": server, "concurrency": 2,
@@ -91,7 +91,7 @@ def test_scores_match_the_in_process_model(remote, backend, server, base_model_d
     dequantisation: per-token NLL must agree closely, and the token count of the completion exactly
     (the in-process backend also scores the end-of-sequence token, hence + 1). The same server read with
     the standard alignment is far off: llama-cpp-python's echoed log-probs are shifted by one position."""
-    from gift.generate import make_backend
+    from gift.backends import make_backend
 
     prompts = ["Write a function that returns one.\n", "# Sum a list\n"]
     completions = ["def one():\n    return 1\n", "def total(xs):\n    return sum(xs)\n"]

@@ -10,6 +10,8 @@ import yaml
 
 from gift.config import errors
 
+pytestmark = pytest.mark.slow  # a Snakemake dry run per paper config
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "config/paper").glob("*.yaml"))
 

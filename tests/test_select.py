@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from gift.evaluate import pass_at_k
+from gift.metrics import pass_at_k
 from gift.select import draw, select, softmax, weights
 
 

