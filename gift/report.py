@@ -1,71 +1,12 @@
-"""Tables and figures, read only from result files."""
+"""Figures and the run summary, read only from result files (tables: gift.tables)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .io import atomic_path, read_json, read_jsonl, write_text
+from .io import atomic_path, read_json, read_jsonl
 
-METHOD_LABELS = {"base": "Base model", "rft": "RFT", "rft_rd": "RFT+RD", "gift_noppl": "GiFT w/o PPL selection", "gift": "GiFT"}
-
-
-def label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
-
-
-def main_table(score_files: list[str]):
-    """One row per method, one column per metric (percent)."""
-    import pandas as pd
-
-    rows = []
-    for f in score_files:
-        s = read_json(f)
-        row = {"method": label(s["model"]), "problems": s["n_problems"]}
-        # EvalPlus test sets carry two benchmarks (e.g. MBPP and MBPP+): one column group each
-        groups = list(s["benchmarks"].items()) if s.get("benchmarks") else [("", s)]
-        for bench, sc in groups:
-            pre = f"{bench} " if bench else ""
-            row[f"{pre}pass@1 (greedy)"] = 100 * sc["pass@1_greedy"]
-            for key in sorted((k for k in sc if k.startswith("pass@") and k != "pass@1_greedy"), key=lambda k: int(k[5:])):
-                row[f"{pre}{key} (sampled)"] = 100 * sc[key]
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def epochs_table(score_files: list[str], epochs: int):
-    """Per fine-tuned method, one row per epoch (``<method>@epoch<k>`` score files; the method's own file is
-    the last epoch), one column per metric: how the score moves over training, as the authors report it."""
-    df = main_table(score_files)
-    models = [read_json(f)["model"] for f in score_files]
-    df.insert(1, "epoch", [int(m.split("@epoch")[1]) if "@epoch" in m else epochs for m in models])
-    df["method"] = [label(m.split("@epoch")[0]) for m in models]
-    return df.sort_values(["method", "epoch"], kind="stable").reset_index(drop=True)
-
-
-def write_table(df, csv: str, md: str, tex: str | None, caption: str) -> None:
-    """CSV (full precision), Markdown and LaTeX (booktabs; skipped when ``tex`` is None) of one table."""
-    fmt = {c: "{:.1f}".format for c in df.columns if "pass@" in c}
-    with atomic_path(csv) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.2f")
-    shown = df.copy()
-    for c, f in fmt.items():
-        shown[c] = shown[c].map(f)
-    write_text(md, shown.to_markdown(index=False, floatfmt=".3g") + "\n")
-    if tex is None:
-        return
-    cols = "l" + "r" * (len(df.columns) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(_tex(c) for c in shown.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex(str(v)) for v in r) + r" \\" for r in shown.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", r"\end{table}"]
-    write_text(tex, "\n".join(lines) + "\n")
-
-
-def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-        s = s.replace(a, b)
-    return s
+from .tables import label
 
 
 def iteration_pass_rates(test_files: list[str]):
@@ -218,43 +159,6 @@ def figure_analysis(distinct_passing, growth, drift, path: str) -> None:
     plt.close(fig)
 
 
-def selection_table(methods: dict, T: int, score_files: list[str], selected_files: list[str], ppl_files: list[str]):
-    """The selection ablation (and the effect of the number of Gibbs iterations): one row per fine-tuned
-    method with how its training codes were drawn (pool, weighting, temperature, iterations of the chain
-    used), what was drawn (codes, distinct codes after AST normalisation, mean PPL and iteration of the
-    drawn codes, share drawn from the pool's upper PPL quartile per problem: the long tail the paper's
-    selection favours) and the score. Reads only result files."""
-    import pandas as pd
-
-    from .analysis import normalize_code
-
-    pools = {Path(f).stem: read_jsonl(f) for f in ppl_files}
-    scores = {read_json(f)["model"]: read_json(f) for f in score_files}
-    selected = {Path(f).stem: read_jsonl(f) for f in selected_files}
-    rows = []
-    for m, spec in methods.items():
-        sel = selected.get(m, [])
-        pool = pools.get(spec["pool"], [])
-        q75 = {}
-        for tid in {r["task_id"] for r in pool}:
-            ppls = sorted(r["ppl"] for r in pool if r["task_id"] == tid)
-            q75[tid] = ppls[int(0.75 * (len(ppls) - 1))] if len(ppls) > 1 else float("inf")
-        sc = scores.get(m, {})
-        row = {"method": label(m), "pool": spec["pool"], "weighting": spec["weighting"],
-               "temperature": spec.get("temperature", 2.0) if spec["weighting"] == "softmax" else float("nan"),
-               "iterations": spec.get("iterations") or T, "selected": len(sel),
-               "distinct selected": len({(r["task_id"], normalize_code(r["code"])) for r in sel}),
-               "mean PPL selected": sum(r["ppl"] for r in sel) / len(sel) if sel else float("nan"),
-               "upper-quartile share": (sum(r["ppl"] > q75.get(r["task_id"], float("inf")) for r in sel) / len(sel)
-                                        if sel else float("nan")),
-               "mean iteration selected": sum(r.get("iteration", 0) for r in sel) / len(sel) if sel else float("nan")}
-        row["pass@1 (greedy)"] = 100 * sc["pass@1_greedy"] if "pass@1_greedy" in sc else float("nan")
-        for key in sorted((k for k in sc if k.startswith("pass@") and k != "pass@1_greedy"), key=lambda k: int(k[5:])):
-            row[f"{key} (sampled)"] = 100 * sc[key]
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def figure_selection(df, selected_files: list[str], path: str) -> None:
     """Two panels: the PPL of every drawn training code per method (what each weighting favours), and
     greedy pass@1 against the number of Gibbs iterations whose codes were used (methods on the Gibbs pool)."""
@@ -271,7 +175,7 @@ def figure_selection(df, selected_files: list[str], path: str) -> None:
         drawn = read_jsonl(f)
         groups.append((f"{label(Path(f).stem)} (n = {len(drawn)})", drawn))
     _ppl_rows(a, groups, "no training code was drawn")
-    a.set_xlabel("PPL of the drawn code under the seed description")
+    a.set_xlabel("PPL of the drawn code (ppl.condition)")
     a.set_ylabel("")
     a.set_title("Training codes drawn by each selection")
     g = df[df["pool"] == "gibbs"].copy()
@@ -289,6 +193,36 @@ def figure_selection(df, selected_files: list[str], path: str) -> None:
     b.set_xlabel("Gibbs iterations used")
     b.set_ylabel("pass@1, greedy (%)")
     b.set_title("Effect of the number of iterations")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def figure_scores(df, path: str) -> None:
+    """Each method's scores with their 95 % bootstrap intervals over problems, one panel per metric (the
+    main table's cells; an EvalPlus test set shows its headline benchmark, e.g. MBPP+)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    metrics = [c for c in df.columns if "pass@" in c and f"{c} lower" in df.columns]
+    plus = [c for c in metrics if c.split(" pass@")[0].endswith("+")]
+    metrics = plus or metrics
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.8 + 0.45 * len(df)), sharey=True, squeeze=False)
+    colors = sns.color_palette(n_colors=len(df))
+    for ax, m in zip(axes[0], metrics):
+        for k, row in enumerate(df.itertuples(index=False)):
+            r = dict(zip(df.columns, row))
+            ax.errorbar(r[m], k, xerr=[[r[m] - r[f"{m} lower"]], [r[f"{m} upper"] - r[m]]], fmt="o", color=colors[k], capsize=3)
+        ax.set_yticks(range(len(df)))
+        ax.set_yticklabels(df["method"])
+        ax.invert_yaxis()
+        ax.set_xlim(-2, 102)
+        ax.set_xlabel(f"{m} (%)")
+    axes[0][0].set_title(f"95 % bootstrap intervals over {int(df['problems'].iloc[0])} problems", loc="left", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

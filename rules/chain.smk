@@ -5,7 +5,7 @@
 rule sample_codes:
     """n codes per problem ~ p(code | description of iteration t)."""
     input:
-        problems=f"{R}/data/seed.jsonl",
+        problems=f"{R0}/data/seed.jsonl",
         descriptions=descriptions_for,
         model=SAMPLER,
     output:
@@ -26,7 +26,7 @@ rule sample_codes:
 rule run_tests:
     """Run every sampled code against its problem's tests; keep one passing code per problem."""
     input:
-        problems=f"{R}/data/seed.jsonl",
+        problems=f"{R0}/data/seed.jsonl",
         codes=f"{R}/{{pool}}/iter{{t}}/codes.jsonl",
         previous=previous_kept,
     output:
@@ -48,9 +48,9 @@ rule run_tests:
 rule describe:
     """Descriptions of iteration t+1 ~ p(description | code kept at t), one in-context example each."""
     input:
-        problems=f"{R}/data/seed.jsonl",
-        kept=lambda wc: f"{R}/gibbs/iter{int(wc.next) - 1}/kept.jsonl",
-        examples=f"{R}/data/describe_examples.jsonl",
+        problems=f"{R0}/data/seed.jsonl",
+        kept=lambda wc: f"{_r(wc)}/gibbs/iter{int(wc.next) - 1}/kept.jsonl",
+        examples=f"{R0}/data/describe_examples.jsonl",
         model=SAMPLER,
     output:
         f"{R}/gibbs/iter{{next}}/descriptions.jsonl",
@@ -72,7 +72,7 @@ rule describe:
 rule pool:
     """Every kept code of every iteration: the pool of a sampler."""
     input:
-        lambda wc: kept_files(wc.pool),
+        kept_files,
     output:
         f"{R}/pools/{{pool}}.jsonl",
     log:
@@ -86,7 +86,7 @@ rule pool:
 rule rewrite:
     """RFT+RD: the seed description rewritten by the model, afresh at every step t."""
     input:
-        problems=f"{R}/data/seed.jsonl",
+        problems=f"{R0}/data/seed.jsonl",
         model=SAMPLER,
     output:
         f"{R}/rft_rd/iter{{t}}/descriptions.jsonl",

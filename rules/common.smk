@@ -21,7 +21,24 @@ validate(config, schema="../schemas/config.schema.yaml")
 if workflow.exec_mode == ExecMode.DEFAULT:
     clear_stale_locks(".")
 
-R = f"results/{config['experiment']}"
+# results/<experiment>: the shared artifacts (data, models, expected outputs); with `replicates`, the
+# whole method runs once per seed under results/<experiment>/seed<k>/ (R holds the wildcard `rseed`)
+R0 = f"results/{config['experiment']}"
+SEEDS = list(config.get("replicates") or [])
+R = f"{R0}/seed{{rseed}}" if SEEDS else R0
+
+
+def _r(wildcards):
+    """R of one job (the replicate's folder)."""
+    return R.format(rseed=wildcards.rseed) if SEEDS else R
+
+
+def _seeded(wildcards):
+    """The config as one job sees it: `seed` is the replicate's seed."""
+    rseed = getattr(wildcards, "rseed", None) if SEEDS else None
+    return dict(config, seed=int(rseed)) if rseed is not None else config
+
+
 # the interpreter of shell rules: the env's `python` under --sdm conda/apptainer, else Snakemake's own
 PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
 
@@ -67,11 +84,11 @@ EVALUATOR = evaluator(config)
 
 def evaluate_score_inputs(wildcards):
     ins = {
-        "problems": f"{R}/data/test.jsonl",
-        "samples": f"{R}/eval/{wildcards.model}/samples.jsonl",
+        "problems": f"{R0}/data/test.jsonl",
+        "samples": f"{_r(wildcards)}/eval/{wildcards.model}/samples.jsonl",
     }
     if EVALUATOR == "evalplus":
-        ins["expected"] = f"{R}/data/test_expected.json"
+        ins["expected"] = f"{R0}/data/test_expected.json"
     return ins
 
 
@@ -135,17 +152,19 @@ CFG_KEYS = {
         "evaluation.gt_time_limit_factor",
         "codeinsight",
     ],
-    "table": ["experiment", "data.dataset"],
+    "table": ["experiment", "seed", "data.dataset", "statistics"],
     "epochs_table": ["experiment", "train.epochs"],
+    "replicates_table": ["experiment", "seed", "replicates", "statistics"],
     "compare_published": ["experiment", "data.dataset"],
-    "selection_ablation": ["methods", "gibbs.iterations"],
+    "selection_ablation": ["methods", "gibbs.iterations", "seed", "statistics"],
     "analysis": ["analysis.embedding"],
 }
 
 
 def cfg_for(rule):
-    """The part of the config that `rule`'s outputs depend on (see CFG_KEYS)."""
-    return subset(config, CFG_KEYS[rule])
+    """The part of the config that `rule`'s outputs depend on (see CFG_KEYS), per job: a replicate's
+    jobs see their own seed."""
+    return lambda wildcards: subset(_seeded(wildcards), CFG_KEYS[rule])
 
 
 def threads_for(rule):
@@ -168,6 +187,7 @@ def resources_for(rule):
 
 
 wildcard_constraints:
+    rseed=r"\d+",
     pool="gibbs|rft_rd|rft",
     split="seed|test",
     t=r"\d+",
@@ -195,14 +215,14 @@ CONTAINER = config.get(
 def descriptions_for(wildcards):
     """Iteration t of the chain is driven by the descriptions of t; RFT always by the seed descriptions."""
     if wildcards.pool == "rft":
-        return f"{R}/gibbs/iter0/descriptions.jsonl"
+        return f"{_r(wildcards)}/gibbs/iter0/descriptions.jsonl"
     # RFT+RD: a fresh rewrite of the seed description per step; the chain: its own descriptions
-    return f"{R}/{wildcards.pool}/iter{wildcards.t}/descriptions.jsonl"
+    return f"{_r(wildcards)}/{wildcards.pool}/iter{wildcards.t}/descriptions.jsonl"
 
 
 def previous_kept(wildcards):
     t = int(wildcards.t)
-    return [f"{R}/{wildcards.pool}/iter{t - 1}/kept.jsonl"] if t > 0 else []
+    return [f"{_r(wildcards)}/{wildcards.pool}/iter{t - 1}/kept.jsonl"] if t > 0 else []
 
 
 def model_spec(which):
@@ -220,14 +240,16 @@ def model_inputs(which):
 
 
 # the model that samples the chain / RFT / RFT+RD pools: the base model, or model.sampler when set
-SAMPLER = f"{R}/model/sampler" if config["model"].get("sampler") else f"{R}/model/base"
+SAMPLER = (
+    f"{R0}/model/sampler" if config["model"].get("sampler") else f"{R0}/model/base"
+)
 
 
 def model_dir(wildcards):
     """The model folder an evaluation depends on (an epoch checkpoint lives inside its method's folder)."""
     if wildcards.model == "base":
-        return f"{R}/model/base"
-    return f"{R}/checkpoints/{wildcards.model.split('@')[0]}"
+        return f"{R0}/model/base"
+    return f"{_r(wildcards)}/checkpoints/{wildcards.model.split('@')[0]}"
 
 
 def model_path(wildcards):
@@ -242,14 +264,14 @@ def examples_inputs(wildcards):
     return [] if source == "seed" else [source]
 
 
-def kept_files(pool):
-    return [f"{R}/{pool}/iter{t}/kept.jsonl" for t in range(T)]
+def kept_files(wildcards):
+    return [f"{_r(wildcards)}/{wildcards.pool}/iter{t}/kept.jsonl" for t in range(T)]
 
 
 def final_outputs():
     """What `snakemake` builds by default: every output of the report rules (tables, figures, analyses,
-    summary), taken from the rules themselves; the per-epoch table when evaluation.every_epoch is on.
-    """
+    summary), taken from the rules themselves, for every replicate; the per-epoch table when
+    evaluation.every_epoch is on; with replicates, the tables across them."""
     final = [
         "table",
         "compare_published",
@@ -259,4 +281,7 @@ def final_outputs():
         "summary",
     ]
     final += ["epochs_table"] if EPOCH_MODELS else []
-    return [f for name in final for f in getattr(rules, name).output]
+    files = [f for name in final for f in getattr(rules, name).output]
+    if not SEEDS:
+        return files
+    return expand(files, rseed=SEEDS) + list(rules.replicates_table.output)

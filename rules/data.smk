@@ -4,9 +4,9 @@ rule data:
     input:
         data_inputs,
     output:
-        f"{R}/data/{{split}}.jsonl",
+        f"{R0}/data/{{split}}.jsonl",
     log:
-        f"{R}/logs/data/{{split}}.log",
+        f"{R0}/logs/data/{{split}}.log",
     conda:
         ENV_CPU
     params:
@@ -20,12 +20,12 @@ rule describe_examples:
     description) pairs, or an example file in the authors' format resolved against the seed split.
     """
     input:
-        seed=f"{R}/data/seed.jsonl",
+        seed=f"{R0}/data/seed.jsonl",
         file=examples_inputs,
     output:
-        f"{R}/data/describe_examples.jsonl",
+        f"{R0}/data/describe_examples.jsonl",
     log:
-        f"{R}/logs/describe_examples.log",
+        f"{R0}/logs/describe_examples.log",
     conda:
         ENV_CPU
     params:
@@ -42,7 +42,7 @@ rule describe_examples:
 rule seed_descriptions:
     """Iteration 0 of the chain is driven by the seed descriptions."""
     input:
-        f"{R}/data/seed.jsonl",
+        f"{R0}/data/seed.jsonl",
     output:
         f"{R}/gibbs/iter0/descriptions.jsonl",
     log:

@@ -1,7 +1,7 @@
 rule evaluate_generate:
     """Greedy and sampled completions of a model (base or fine-tuned) for every test problem."""
     input:
-        problems=f"{R}/data/test.jsonl",
+        problems=f"{R0}/data/test.jsonl",
         model=model_dir,
     output:
         f"{R}/eval/{{model}}/samples.jsonl",
@@ -23,11 +23,11 @@ rule expected_outputs:
     """MBPP+ / HumanEval+: the canonical solutions' outputs on every base and plus input, computed once
     per test set (all models' evaluations read this file)."""
     input:
-        problems=f"{R}/data/test.jsonl",
+        problems=f"{R0}/data/test.jsonl",
     output:
-        f"{R}/data/test_expected.json",
+        f"{R0}/data/test_expected.json",
     log:
-        f"{R}/logs/expected_outputs.log",
+        f"{R0}/logs/expected_outputs.log",
     conda:
         ENV_CPU
     threads: threads_for("expected_outputs")

@@ -3,9 +3,9 @@ rule finetune:
     `train.launcher` is `python` (one process) or `accelerate launch --config_file ...` (GPUs, DeepSpeed).
     """
     input:
-        problems=f"{R}/data/seed.jsonl",
+        problems=f"{R0}/data/seed.jsonl",
         selected=f"{R}/selected/{{method}}.jsonl",
-        model=f"{R}/model/base",
+        model=f"{R0}/model/base",
     output:
         directory(f"{R}/checkpoints/{{method}}"),
     log:

@@ -5,9 +5,9 @@ rule prepare_model:
     input:
         lambda wc: model_inputs(wc.which),
     output:
-        directory(f"{R}/model/{{which}}"),
+        directory(f"{R0}/model/{{which}}"),
     log:
-        f"{R}/logs/prepare_model/{{which}}.log",
+        f"{R0}/logs/prepare_model/{{which}}.log",
     wildcard_constraints:
         which="base|sampler",
     conda:

@@ -1,9 +1,9 @@
 rule score_ppl:
     """Perplexity of every pooled code under the frozen base model (prompt tokens masked)."""
     input:
-        problems=f"{R}/data/seed.jsonl",
+        problems=f"{R0}/data/seed.jsonl",
         pool=f"{R}/pools/{{pool}}.jsonl",
-        model=f"{R}/model/base",
+        model=f"{R0}/model/base",
     output:
         f"{R}/ppl/{{pool}}.jsonl",
     log:

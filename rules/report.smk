@@ -1,7 +1,14 @@
 rule table:
-    """The main results table: one row per method, one column per metric."""
+    """The main results table (one row per model, one column per metric, 95 % bootstrap intervals over
+    problems), the paired comparisons with the base model and RFT, and the scores figure.
+    """
     input:
-        expand(f"{R}/eval/{{model}}/scores.json", model=MODELS),
+        scores=expand(
+            f"{R}/eval/{{model}}/scores.json", model=MODELS, allow_missing=True
+        ),
+        per_problem=expand(
+            f"{R}/eval/{{model}}/per_problem.jsonl", model=MODELS, allow_missing=True
+        ),
     output:
         csv=report(
             f"{R}/tables/main.csv",
@@ -10,6 +17,19 @@ rule table:
         ),
         md=f"{R}/tables/main.md",
         tex=f"{R}/tables/main.tex",
+        paired_csv=report(
+            f"{R}/tables/comparison_paired.csv",
+            caption="../report/comparison_paired.rst",
+            category="Results",
+        ),
+        paired_md=f"{R}/tables/comparison_paired.md",
+        paired_tex=f"{R}/tables/comparison_paired.tex",
+        figure=report(
+            f"{R}/figures/scores.png",
+            caption="../report/scores.rst",
+            category="Results",
+        ),
+        figure_pdf=f"{R}/figures/scores.pdf",
     log:
         f"{R}/logs/table.log",
     conda:
@@ -23,7 +43,11 @@ rule table:
 rule epochs_table:
     """Scores after every epoch (evaluation.every_epoch: the authors evaluate each epoch's checkpoint)."""
     input:
-        expand(f"{R}/eval/{{model}}/scores.json", model=METHODS + EPOCH_MODELS),
+        expand(
+            f"{R}/eval/{{model}}/scores.json",
+            model=METHODS + EPOCH_MODELS,
+            allow_missing=True,
+        ),
     output:
         csv=report(
             f"{R}/tables/epochs.csv",
@@ -42,11 +66,45 @@ rule epochs_table:
         "../scripts/epochs_table.py"
 
 
+rule replicates_table:
+    """Across replicate seeds (config key `replicates`): mean and standard deviation of every cell, and
+    the paired comparisons pooled over seeds."""
+    input:
+        scores=expand(f"{R}/eval/{{model}}/scores.json", rseed=SEEDS, model=MODELS),
+        per_problem=expand(
+            f"{R}/eval/{{model}}/per_problem.jsonl", rseed=SEEDS, model=MODELS
+        ),
+    output:
+        csv=report(
+            f"{R0}/tables/replicates.csv",
+            caption="../report/replicates_table.rst",
+            category="Results",
+        ),
+        md=f"{R0}/tables/replicates.md",
+        tex=f"{R0}/tables/replicates.tex",
+        paired_csv=f"{R0}/tables/replicates_paired.csv",
+        paired_md=f"{R0}/tables/replicates_paired.md",
+        paired_tex=f"{R0}/tables/replicates_paired.tex",
+    log:
+        f"{R0}/logs/replicates_table.log",
+    conda:
+        ENV_CPU
+    params:
+        cfg=cfg_for("replicates_table"),
+    script:
+        "../scripts/replicates_table.py"
+
+
 rule figures:
     """Pass rate per Gibbs iteration; PPL distribution of the RFT and GiFT pools."""
     input:
-        tests=expand(f"{R}/{{pool}}/iter{{t}}/tests.jsonl", pool=POOLS, t=range(T)),
-        ppl=expand(f"{R}/ppl/{{pool}}.jsonl", pool=POOLS),
+        tests=expand(
+            f"{R}/{{pool}}/iter{{t}}/tests.jsonl",
+            pool=POOLS,
+            t=range(T),
+            allow_missing=True,
+        ),
+        ppl=expand(f"{R}/ppl/{{pool}}.jsonl", pool=POOLS, allow_missing=True),
     output:
         iterations=report(
             f"{R}/figures/pass_rate_per_iteration.png",
@@ -73,10 +131,19 @@ rule figures:
 rule summary:
     """Counts for the record: passing samples per iteration, pool sizes, selected set sizes, scores."""
     input:
-        tests=expand(f"{R}/{{pool}}/iter{{t}}/tests.jsonl", pool=POOLS, t=range(T)),
-        pools=expand(f"{R}/pools/{{pool}}.jsonl", pool=POOLS),
-        selected=expand(f"{R}/selected/{{method}}.jsonl", method=METHODS),
-        scores=expand(f"{R}/eval/{{model}}/scores.json", model=MODELS),
+        tests=expand(
+            f"{R}/{{pool}}/iter{{t}}/tests.jsonl",
+            pool=POOLS,
+            t=range(T),
+            allow_missing=True,
+        ),
+        pools=expand(f"{R}/pools/{{pool}}.jsonl", pool=POOLS, allow_missing=True),
+        selected=expand(
+            f"{R}/selected/{{method}}.jsonl", method=METHODS, allow_missing=True
+        ),
+        scores=expand(
+            f"{R}/eval/{{model}}/scores.json", model=MODELS, allow_missing=True
+        ),
     output:
         f"{R}/summary.json",
     log:
@@ -90,13 +157,30 @@ rule summary:
 rule analysis:
     """Diversity, pool growth, description drift and PPL summaries of the sample pools."""
     input:
-        seed=f"{R}/data/seed.jsonl",
-        pools=expand(f"{R}/pools/{{pool}}.jsonl", pool=POOLS),
-        codes=expand(f"{R}/{{pool}}/iter{{t}}/codes.jsonl", pool=POOLS, t=range(T)),
-        tests=expand(f"{R}/{{pool}}/iter{{t}}/tests.jsonl", pool=POOLS, t=range(T)),
-        kept=expand(f"{R}/{{pool}}/iter{{t}}/kept.jsonl", pool=POOLS, t=range(T)),
-        descriptions=expand(f"{R}/gibbs/iter{{t}}/descriptions.jsonl", t=range(T)),
-        ppl=expand(f"{R}/ppl/{{pool}}.jsonl", pool=POOLS),
+        seed=f"{R0}/data/seed.jsonl",
+        pools=expand(f"{R}/pools/{{pool}}.jsonl", pool=POOLS, allow_missing=True),
+        codes=expand(
+            f"{R}/{{pool}}/iter{{t}}/codes.jsonl",
+            pool=POOLS,
+            t=range(T),
+            allow_missing=True,
+        ),
+        tests=expand(
+            f"{R}/{{pool}}/iter{{t}}/tests.jsonl",
+            pool=POOLS,
+            t=range(T),
+            allow_missing=True,
+        ),
+        kept=expand(
+            f"{R}/{{pool}}/iter{{t}}/kept.jsonl",
+            pool=POOLS,
+            t=range(T),
+            allow_missing=True,
+        ),
+        descriptions=expand(
+            f"{R}/gibbs/iter{{t}}/descriptions.jsonl", t=range(T), allow_missing=True
+        ),
+        ppl=expand(f"{R}/ppl/{{pool}}.jsonl", pool=POOLS, allow_missing=True),
     output:
         **{
             f"{a}_csv": report(
@@ -128,7 +212,9 @@ rule compare_published:
     """The paper's published numbers next to this run's (cells without a run say so)."""
     input:
         published=os.path.join(workflow.basedir, "data/published/results.csv"),
-        scores=expand(f"{R}/eval/{{model}}/scores.json", model=MODELS),
+        scores=expand(
+            f"{R}/eval/{{model}}/scores.json", model=MODELS, allow_missing=True
+        ),
     output:
         csv=report(
             f"{R}/tables/comparison.csv",
@@ -152,9 +238,18 @@ rule selection_ablation:
     drew, and its score: the selection ablation and the effect of the number of iterations.
     """
     input:
-        scores=expand(f"{R}/eval/{{method}}/scores.json", method=METHODS),
-        selected=expand(f"{R}/selected/{{method}}.jsonl", method=METHODS),
-        ppl=expand(f"{R}/ppl/{{pool}}.jsonl", pool=POOLS),
+        scores=expand(
+            f"{R}/eval/{{method}}/scores.json", method=METHODS, allow_missing=True
+        ),
+        per_problem=expand(
+            f"{R}/eval/{{method}}/per_problem.jsonl",
+            method=METHODS,
+            allow_missing=True,
+        ),
+        selected=expand(
+            f"{R}/selected/{{method}}.jsonl", method=METHODS, allow_missing=True
+        ),
+        ppl=expand(f"{R}/ppl/{{pool}}.jsonl", pool=POOLS, allow_missing=True),
     output:
         csv=report(
             f"{R}/tables/selection.csv",

@@ -1,7 +1,7 @@
 rule select:
     """Per problem, k training codes drawn from the method's pool (uniform or PPL-weighted)."""
     input:
-        lambda wc: f"{R}/ppl/{config['methods'][wc.method]['pool']}.jsonl",
+        lambda wc: f"{_r(wc)}/ppl/{config['methods'][wc.method]['pool']}.jsonl",
     output:
         f"{R}/selected/{{method}}.jsonl",
     log:

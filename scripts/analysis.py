@@ -8,7 +8,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 from gift.rule import setup
 from gift.analysis import run_analyses
 from gift.io import read_jsonl
-from gift.report import figure_analysis, write_table
+from gift.report import figure_analysis
+from gift.tables import write_table
 
 cfg = setup(snakemake)
 i, o = snakemake.input, snakemake.output

@@ -9,7 +9,7 @@ import pandas as pd
 
 from gift.rule import setup
 from gift.published import NEEDS_RUN, load_published, ours_from_scores
-from gift.report import write_table
+from gift.tables import write_table
 
 cfg = setup(snakemake)
 published = load_published(snakemake.input.published)

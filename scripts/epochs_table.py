@@ -5,7 +5,7 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.report import epochs_table, write_table
+from gift.tables import epochs_table, write_table
 from gift.rule import setup
 
 cfg = setup(snakemake)

@@ -6,11 +6,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
 from gift.rule import setup
-from gift.report import figure_selection, selection_table, write_table
+from gift.report import figure_selection
+from gift.tables import selection_table, write_table
 
 cfg = setup(snakemake)
 i, o = snakemake.input, snakemake.output
-df = selection_table(cfg["methods"], cfg["gibbs"]["iterations"], list(i.scores), list(i.selected), list(i.ppl))
+df = selection_table(cfg["methods"], cfg["gibbs"]["iterations"], list(i.scores), list(i.selected), list(i.ppl), list(i.per_problem),
+                     b=cfg["statistics"]["bootstrap"], seed=cfg["seed"])
 write_table(df, o.csv, o.md, o.tex,
             caption="Selection ablation: how each method drew its training codes (pool, weighting, temperature, "
                     "Gibbs iterations used), what it drew, and its pass rates (%).")

@@ -1,13 +1,24 @@
+"""The main table (pass@k with 95 % bootstrap intervals over problems, markers where a paired difference
+to the base model or RFT is distinguishable from noise), the paired comparisons, and the scores figure."""
 import os
 import sys
 
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
+from gift.report import figure_scores
 from gift.rule import setup
-from gift.report import main_table, write_table
+from gift.tables import MARKERS, PAIRED_CAPTION, main_table, paired_table, write_table
 
 cfg = setup(snakemake)
-df = main_table(list(snakemake.input))
-write_table(df, snakemake.output.csv, snakemake.output.md, snakemake.output.tex,
-            caption=f"Pass rates (%) on {df['problems'].iloc[0]} held-out {cfg['data']['dataset']} problems, experiment {cfg['experiment']}.")
+i, o = snakemake.input, snakemake.output
+b, seed = cfg["statistics"]["bootstrap"], cfg["seed"]
+df = main_table(list(i.scores), list(i.per_problem), b=b, seed=seed)
+n = int(df["problems"].iloc[0])
+write_table(df, o.csv, o.md, o.tex,
+            caption=f"Pass rates (%) on {n} held-out {cfg['data']['dataset']} problems, experiment {cfg['experiment']}, with 95 % "
+                    f"bootstrap intervals over problems ({b} resamples). {MARKERS['base']} / {MARKERS['rft']}: the paired 95 % "
+                    "bootstrap interval of the difference to the base model / RFT excludes 0 (tables/comparison_paired).")
+paired = paired_table(list(i.scores), list(i.per_problem), b=b, seed=seed)
+write_table(paired, o.paired_csv, o.paired_md, o.paired_tex, caption=PAIRED_CAPTION)
+figure_scores(df, o.figure)

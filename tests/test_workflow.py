@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -161,9 +162,13 @@ def test_evaluation_and_tables(run):
     assert expected["n_tasks"] == 3 and expected["n_errors"] == 0
     md = (r / "tables/main.md").read_text()
     tex = (r / "tables/main.tex").read_text()
-    assert md.count("\n") == 8 and "GiFT w/o PPL selection" in md
+    assert md.split("\n\n")[0].count("\n") == 7 and "GiFT w/o PPL selection" in md and "95 % bootstrap intervals" in md
+    assert {f"{b} pass@1 (greedy) {e}" for b in ("MBPP", "MBPP+") for e in ("lower", "upper")} <= set(table.columns)
+    assert all(table["MBPP+ pass@1 (greedy) lower"] <= table["MBPP+ pass@1 (greedy)"])
+    paired = pd.read_csv(r / "tables/comparison_paired.csv")
+    assert set(paired["versus"]) == {"Base model", "RFT"} and paired["McNemar exact p"].notna().any()
     assert r"\toprule" in tex and r"\bottomrule" in tex and tex.count(r"\\") == 7
-    for fig in ("pass_rate_per_iteration", "ppl_distribution", "analysis", "selection"):
+    for fig in ("pass_rate_per_iteration", "ppl_distribution", "analysis", "selection", "scores"):
         data = (r / f"figures/{fig}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
         assert (r / f"figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
@@ -200,8 +205,8 @@ def test_report_is_self_contained_with_every_table_and_figure(run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="ignore")
     assert len(html) > 50_000
-    for name in ("main.csv", "comparison.csv", "selection.csv", "pass_rate_per_iteration.png", "ppl_distribution.png",
-                 "analysis.png", "selection.png", "distinct_passing.csv"):
+    for name in ("main.csv", "comparison.csv", "comparison_paired.csv", "selection.csv", "pass_rate_per_iteration.png",
+                 "ppl_distribution.png", "analysis.png", "selection.png", "scores.png", "distinct_passing.csv"):
         assert name in html, name
     assert "Selection ablation" in html  # a caption
 
@@ -257,6 +262,56 @@ def test_second_run_has_nothing_to_do(run):
     proc = snakemake(run, "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def job_counts(out: str) -> dict[str, int]:
+    """The "Job stats" table of a Snakemake run or dry run: rule -> jobs."""
+    stats = out[out.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"}
+
+
+REPORTS = {"table": 1, "compare_published": 1, "selection_ablation": 1, "summary": 1, "all": 1}
+EVAL_METHODS = {"evaluate_generate": 5, "evaluate_score": 5}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("gibbs: {temperature: 0.9}",  # sampling: every pool's codes, the chain's next description, everything after
+     {"sample_codes": 6, "run_tests": 6, "describe": 1, "pool": 3, "score_ppl": 3, "select": 5, "finetune": 5, **EVAL_METHODS,
+      "figures": 1, "analysis": 1, **REPORTS}),
+    ("ppl: {condition: seed}",
+     {"score_ppl": 3, "select": 5, "finetune": 5, **EVAL_METHODS, "figures": 1, "analysis": 1, **REPORTS}),
+    ("methods: {gift: {pool: gibbs, weighting: softmax, temperature: 1.0}}",  # one method's selection temperature
+     {"select": 1, "finetune": 1, "evaluate_generate": 1, "evaluate_score": 1, **REPORTS}),
+    ("selection: {k: 3}", {"select": 5, "finetune": 5, **EVAL_METHODS, **REPORTS}),
+    ("train: {epochs: 2}", {"finetune": 5, **EVAL_METHODS, **REPORTS}),
+    ("evaluation: {n_samples: 3, ks: [1, 3]}", {"evaluate_generate": 6, "evaluate_score": 6, **REPORTS}),
+])
+def test_a_changed_setting_reruns_exactly_what_depends_on_it(run, tmp_path, change, expected):
+    extra = tmp_path / "change.yaml"
+    extra.write_text(change + "\n")
+    proc = snakemake(run, "-n", "--rerun-triggers", "params", "--configfile", str(TINY), str(extra))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_counts(proc.stdout) == expected
+
+
+def test_a_changed_setting_reruns_for_real_and_leaves_the_rest(run, tmp_path):
+    """After editing one method's selection temperature, `snakemake` reruns that method's selection,
+    fine-tuning and evaluation and the tables, and leaves every other file as it was (the copy's results are
+    hard links to the run's: a file that was not rewritten is still the same inode)."""
+    work = tmp_path / "wf"
+    shutil.copytree(run / ".snakemake", work / ".snakemake", symlinks=True)
+    shutil.copytree(run / "results", work / "results", symlinks=True, copy_function=os.link)
+    extra = tmp_path / "change.yaml"
+    extra.write_text("methods: {gift_T1: {pool: gibbs, weighting: softmax, temperature: 0.5, iterations: 1}}\n")
+    proc = snakemake(work, "--configfile", str(TINY), str(extra))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_counts(proc.stdout + proc.stderr) == {"select": 1, "finetune": 1, "evaluate_generate": 1, "evaluate_score": 1, **REPORTS}
+    same = lambda rel: os.path.samefile(run / R / rel, work / R / rel)  # noqa: E731
+    assert not same("selected/gift_T1.jsonl") and not same("eval/gift_T1/scores.json")
+    assert all(same(f"selected/{m}.jsonl") and same(f"eval/{m}/scores.json") for m in METHODS if m != "gift_T1")
+    assert same("ppl/gibbs.jsonl") and same("gibbs/iter1/codes.jsonl") and same("eval/base/scores.json")
+    again = snakemake(work, "-n", "--configfile", str(TINY), str(extra))
+    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_sigkill_in_a_rule_then_rerun_reproduces_the_table(run, tmp_path):
