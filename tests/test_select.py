@@ -65,3 +65,20 @@ def test_pass_at_k_unbiased_estimator(n, c, k, expected):
 def test_pass_at_k_needs_enough_samples():
     with pytest.raises(ValueError, match="pass@5"):
         pass_at_k(3, 1, 5)
+
+
+def test_one_aggregation_for_both_evaluators():
+    from gift.metrics import summarise
+
+    results = [{"task_id": "a", "mode": "greedy", "ok": True}, {"task_id": "a", "mode": "sampled", "ok": True},
+               {"task_id": "a", "mode": "sampled", "ok": False}, {"task_id": "b", "mode": "greedy", "ok": False},
+               {"task_id": "b", "mode": "sampled", "ok": False}, {"task_id": "b", "mode": "sampled", "ok": False}]
+    per, scores = summarise(results, [1, 2, 3], order=["a", "b"], key="ok")
+    assert [(r["task_id"], r["n"], r["c"], r["greedy"]) for r in per] == [("a", 2, 1, True), ("b", 2, 0, False)]
+    assert scores == {"pass@1": pytest.approx(0.25), "pass@2": pytest.approx(0.5), "pass@1_greedy": 0.5}  # no pass@3: n = 2
+    # without modes every result is a sample; a verdict that does not apply (None) reports nothing
+    per, scores = summarise([{"task_id": "a", "ok": True}, {"task_id": "a", "ok": None}], [1], key="ok")
+    assert per[0]["c"] is None and scores == {}
+    # a problem without any sample leaves pass@k and greedy unreported
+    _, scores = summarise(results, [1], order=["a", "b", "c"], key="ok")
+    assert scores == {}

@@ -143,6 +143,8 @@ class _Pool:
         self.variant: int | None = None
 
     def _start(self, preimport: frozenset = frozenset()) -> _Server:
+        """A new server of the most isolated variant that starts here (servers start in parallel: before
+        the first one is up, each tries the variants in order on its own)."""
         vs = _variants()
         start = self.variant if self.variant is not None else 0
         last = None
@@ -169,8 +171,6 @@ class _Pool:
             n_heavy = 1 if heavy_mods else 0
         n_heavy = min(n, n_heavy) if heavy_mods else 0
         with self.lock:
-            if self.variant is None and not self.servers:  # detect the isolation level once
-                self.servers.append(self._start(preimport if n_heavy else light_need))
             heavy = [s for s in self.servers if heavy_mods and preimport <= s.preimport]
             use = heavy[:n_heavy]
             want = [preimport] * (n_heavy - len(use))

@@ -1,18 +1,37 @@
 """The fork server's side of one candidate: fork it, read its record, reap it and everything it left
 behind, measure its CPU use (who may run next, and how long its deadline stretches)."""
 
-import hashlib
 import json
 import os
 import selectors
-import shutil
 import signal
 import stat
 import time
 
+from _blake2 import blake2b  # (hashlib would load OpenSSL: ~4 MB more to copy at every fork)
+
 from .runner import _child
 
 RECORD_CAP = 64 << 20  # bytes of record kept by the server per candidate
+
+
+def _rmtree(path):
+    """Remove a tree, ignoring errors (shutil would load bz2, lzma and zlib into the server)."""
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            try:
+                os.unlink(os.path.join(root, name))
+            except OSError:
+                pass
+        for name in dirs:
+            try:
+                os.rmdir(os.path.join(root, name))
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 class _Cand:
@@ -148,7 +167,7 @@ class Candidates:
         try:
             os.rmdir(tmp)
         except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
             if os.path.exists(tmp):  # e.g. chmod 000 subdirs left by the candidate
                 for root, dirs, _ in os.walk(tmp):
                     for d in dirs:
@@ -156,7 +175,7 @@ class Candidates:
                             os.chmod(os.path.join(root, d), 0o700)
                         except OSError:
                             pass
-                shutil.rmtree(tmp, ignore_errors=True)
+                _rmtree(tmp)
         end = c.exit_t if c.exit_t is not None and not c.timed_out else now
         out = {"i": c.i, "duration": min(end, now) - c.t0, "timed_out": c.timed_out,
                "overflow": c.overflow}
@@ -207,7 +226,7 @@ class Candidates:
                     try:
                         if os.lstat(p).st_uid == c.uid:
                             if stat.S_ISDIR(os.lstat(p).st_mode):
-                                shutil.rmtree(p, ignore_errors=True)
+                                _rmtree(p)
                             else:
                                 os.unlink(p)
                     except OSError:
@@ -354,7 +373,7 @@ def _verify(raw):
         except ValueError:
             res["tampered"] = True
             break
-        good = hashlib.blake2b(line.encode(), key=key, digest_size=16).hexdigest()
+        good = blake2b(line.encode(), key=key, digest_size=16).hexdigest()
         if mac != good or n != str(seq):
             res["tampered"] = True
             break

@@ -1,9 +1,10 @@
 """The audit hook every candidate runs under: blocked events and imports, and the MAC'd record of
 verdicts (``gift.rec`` events, accepted only from the runner's code object, in order)."""
 
-import hashlib
 import os
 import sys
+
+from _blake2 import blake2b  # (hashlib would load OpenSSL into the server)
 
 _BLOCKED_EVENTS = frozenset((
     "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames",
@@ -24,7 +25,7 @@ _DENY_PARTS = frozenset(("mem", "kmem", "kcore", "fd", "fdinfo", "map_files", "p
 def _install_hook(key, fd, protected):
     """Install the audit hook.  ``key`` None -> blocking only, no record."""
     _write, _mac, _getframe, _type, _str, _bytes, _int = (
-        os.write, hashlib.blake2b, sys._getframe, type, str, bytes, int)
+        os.write, blake2b, sys._getframe, type, str, bytes, int)
     _RuntimeError, _len = RuntimeError, len
     from _thread import get_ident as _ident
     busy = set()

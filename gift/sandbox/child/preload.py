@@ -3,7 +3,7 @@
 import sys
 
 # Always pre-imported by the fork server (cheap, and used by most generated code; the server
-# needs json, hashlib, selectors, ... itself; not random or tempfile: see Server.__init__).
+# needs json, _blake2, selectors, ... itself; not random or tempfile: see Server.__init__).
 _PREIMPORT = "re math cmath collections collections.abc itertools functools heapq bisect string".split()
 # Pre-imported only when the caller asks (GIFT_SANDBOX_PREIMPORT; gift.execute asks for those a
 # batch's code mentions): every module held by the server makes each fork and exit dearer (page

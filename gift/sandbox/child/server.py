@@ -5,11 +5,10 @@ import gc
 import json
 import os
 import selectors
-import shutil
 import sys
 import time
 
-from .candidates import Candidates
+from .candidates import Candidates, _rmtree
 from .codec import _init_numpy, dec_plus
 from .preload import _BASE_ENV, _LOADED, _OPTIONAL, _PREIMPORT, _own_streams
 
@@ -255,4 +254,4 @@ def main():
     try:
         srv.serve()
     finally:
-        shutil.rmtree(srv.base, ignore_errors=True)
+        _rmtree(srv.base)
