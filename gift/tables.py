@@ -225,6 +225,8 @@ def selection_table(methods: dict, T: int, score_files: list[str], selected_file
 def _shown(df):
     """The table as displayed: a cell with an interval as ``36.7 [21.7, 51.7]`` (and its marker), numbers with
     one decimal; the lower / upper / marker columns folded in."""
+    from pandas.api.types import is_numeric_dtype
+
     shown = df.copy()
     for c in df.columns:
         if c.endswith((" lower", " upper", " marker", " sd")):
@@ -235,6 +237,8 @@ def _shown(df):
             marks = df[f"{c} marker"] if f"{c} marker" in df.columns else [""] * len(df)
             shown[c] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]{mk}" if v == v else "nan"
                         for v, lo, hi, mk in zip(df[c], df[f"{c} lower"], df[f"{c} upper"], marks)]
+        elif not is_numeric_dtype(df[c]) or df[c].dtype == bool:
+            continue
         elif "pass@" in c or c in ("difference", "lower", "upper"):
             shown[c] = df[c].map("{:.1f}".format)
         elif c.endswith(" p"):

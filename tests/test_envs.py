@@ -147,7 +147,7 @@ def listed_rules(configfile, workdir):
 
 GENERATE = {"sample_codes", "describe", "rewrite", "score_ppl", "evaluate_generate"}
 CPU = {"data", "seed_descriptions", "run_tests", "pool", "select", "evaluate_score", "expected_outputs", "table", "figures", "summary",
-       "analysis", "compare_published", "selection_ablation", "describe_examples", "epochs_table"}
+       "analysis", "compare_published", "selection_ablation", "describe_examples", "epochs_table", "replicates_table"}
 
 
 @pytest.mark.slow
