@@ -81,6 +81,11 @@ def main_table(score_files: list[str], per_problem_files: list[str], *, b: int =
     return pd.DataFrame(rows)
 
 
+def _pp(x: float) -> float:
+    """A difference in percentage points, without a negative zero from floating-point noise."""
+    return round(100 * x, 9) + 0.0
+
+
 def _paired(a: dict[str, float], b_: dict[str, float]) -> tuple[list[float], list[float]]:
     common = [t for t in a if t in b_]
     return [a[t] for t in common], [b_[t] for t in common]
@@ -107,7 +112,7 @@ def paired_table(score_files: list[str], per_problem_files: list[str], *, refere
                 x, y = _paired(by_task, models[ref][1][col])
                 r = paired_bootstrap(x, y, b=b, seed=seed)
                 row = {"method": label(m), "versus": label(ref), "metric": col, "problems": r["n"],
-                       "difference": 100 * r["difference"], "lower": 100 * r["lower"], "upper": 100 * r["upper"],
+                       "difference": _pp(r["difference"]), "lower": _pp(r["lower"]), "upper": _pp(r["upper"]),
                        "bootstrap p": r["p"], "distinguishable": bool(r["lower"] > 0 or r["upper"] < 0)}
                 if "(greedy)" in col:
                     mc = mcnemar_exact([v > 0.5 for v in x], [v > 0.5 for v in y])
