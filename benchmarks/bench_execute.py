@@ -46,8 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MBPP = Path("/work/shared/data/mbpp/mbpp.jsonl")
-CI = Path("/work/shared/data/codeinsight/test.jsonl")
+MBPP = ROOT / "data" / "mbpp" / "mbpp.jsonl"  # the shipped MBPP release
+CI = ROOT / "data" / "codeinsight" / "test.jsonl"  # the shipped CodeInsight rows (60; 24 use numpy/pandas)
 FIX = ROOT / "tests" / "fixtures" / "execute"
 
 
