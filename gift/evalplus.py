@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -49,7 +48,8 @@ from typing import Any, Iterable
 
 from .metrics import summarise
 from .io import atomic_path, read_jsonl
-from .sandbox import encode_value, execute
+from .evalplus_inputs import deserialize_inputs, enc_inputs
+from .sandbox import execute
 
 __all__ = ["compute_expected", "load_expected", "evaluate", "deserialize_inputs", "problems_sha256",
            "task_sha256", "build_rows", "EXPECTED_FORMAT", "DEFAULT_MIN_TIME_LIMIT", "DEFAULT_GT_TIME_LIMIT_FACTOR"]
@@ -60,52 +60,6 @@ DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACT
 MBPP_OUTPUT_NOT_NONE_TASKS = ("check_str", "text_match_three", "text_starta_endb")
 HUMANEVAL_PLUS_NOTE = ("HumanEval+ plus inputs are not available on this machine: HumanEval is scored with the "
                        "original check() tests (base only); give a HumanEvalPlus-<v>.jsonl file for HumanEval+.")
-
-
-# ------------------------------------------------------------------ inputs
-def _tuple_all(inp):
-    if isinstance(inp, list):
-        return tuple(_tuple_all(x) for x in inp)
-    return inp
-
-
-def deserialize_inputs(task_id: str, inputs: list) -> list:
-    """EvalPlus 0.3.1 ``evalplus.data.mbpp.mbpp_deserialize_inputs`` (Apache-2.0), verbatim
-    semantics: JSON lists back to tuples / sets / complex for the tasks that take them.
-    Non-MBPP task ids are returned unchanged (EvalPlus does not convert HumanEval+ inputs)."""
-    if not str(task_id).startswith("Mbpp/"):
-        return inputs
-    n = int(str(task_id).split("/")[-1])
-    if n in (2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596, 616, 630, 726,
-             740, 744, 809):
-        return [[tuple(lst) for lst in inp] for inp in inputs]
-    if n in (63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780):
-        return [[[tuple(lst) for lst in lst_lst] for lst_lst in inp] for inp in inputs]
-    if n in (75, 413, 444, 753):
-        return [[[tuple(lst) for lst in inp[0]]] + [inp[1]] for inp in inputs]
-    if n in (106, 750):
-        return [[inp[0]] + [tuple(inp[1])] for inp in inputs]
-    if n == 115:
-        return [[[set(item) if isinstance(item, list) and len(item) else {} for item in inp[0]]] for inp in inputs]
-    if n == 124:
-        return [(float(inp[0]), complex(inp[1])) for inp in inputs]
-    if n in (250, 405, 446, 617, 720, 763, 808):
-        return [[tuple(inp[0])] + [inp[1]] for inp in inputs]
-    if n in (259, 401, 445):
-        mod = [[[tuple(lst) for lst in lst_lst] for lst_lst in inp] for inp in inputs]
-        return [[tuple(lst) for lst in inp] for inp in mod]
-    if n == 278:
-        mod = [[[tuple(item) if isinstance(item, list) else item for item in inp[0]]] for inp in inputs]
-        return [[tuple(lst) for lst in inp] for inp in mod]
-    if n == 307:
-        return [[tuple(inp[0])] + [inp[1], inp[2]] for inp in inputs]
-    if n == 722:
-        return [[{key: tuple(value) for key, value in inp[0].items()}] + inp[1:] for inp in inputs]
-    if n == 252:
-        return [[complex(inp[0])] for inp in inputs]
-    if n in (580, 615, 791):
-        return [_tuple_all(inp) for inp in inputs]
-    return inputs
 
 
 def _kind(problem: dict) -> str:
@@ -122,38 +76,6 @@ def _atol(problem: dict) -> float:
         return float(problem.get("atol") or 0.0)
     except (TypeError, ValueError):
         return 0.0
-
-
-_BIG = 10 ** 3000
-
-
-def _to_json(v: Any) -> Any:
-    """The value encoding of gift/sandbox/child/codec.py as a JSON structure (fast path for the
-    trusted input types; anything else goes through the strict encoder)."""
-    t = type(v)
-    if t is list:
-        return [_to_json(x) for x in v]
-    if t is str or t is bool or v is None:
-        return v
-    if t is int:
-        return v if -_BIG < v < _BIG else json.loads(encode_value(v))
-    if t is float:
-        return v if math.isfinite(v) else json.loads(encode_value(v))
-    if t is tuple:
-        return {"$": "t", "v": [_to_json(x) for x in v]}
-    if t is set or t is frozenset:
-        return {"$": "s" if t is set else "fs", "v": [_to_json(x) for x in v]}
-    if t is dict:
-        return {"$": "d", "v": [[_to_json(k), _to_json(x)] for k, x in v.items()]}
-    if t is complex:
-        return {"$": "c", "v": [_to_json(v.real), _to_json(v.imag)]}
-    return json.loads(encode_value(v))
-
-
-def _enc_inputs(problem: dict, which: str) -> list:
-    """Encoded argument lists (JSON values) of ``base_input`` / ``plus_input``."""
-    raw = problem.get(which) or []
-    return [_to_json(list(args)) for args in deserialize_inputs(problem["task_id"], raw)]
 
 
 # ------------------------------------------------------------------ hashes
@@ -222,8 +144,8 @@ def compute_expected(problems: list[dict], out_path: str | None = None, *, worke
         if not _has_plus(p):
             skipped.append(p["task_id"])
             continue
-        tests = [{"input": a, "group": 0} for a in _enc_inputs(p, "base_input")]
-        tests += [{"input": a, "group": 0} for a in _enc_inputs(p, "plus_input")]
+        tests = [{"input": a, "group": 0} for a in enc_inputs(p, "base_input")]
+        tests += [{"input": a, "group": 0} for a in enc_inputs(p, "plus_input")]
         m = max(1, min(int(chunks), len(tests)))
         for k in range(m):
             rows.append({"id": f"{p['task_id']}@{k}", "format": "evalplus", "code": p["reference"],
@@ -342,11 +264,11 @@ def build_rows(problems: list[dict], samples: list[dict], expected: dict, *, bas
             # test dicts (the engine also takes their JSON text); one list object per task, so
             # gift.sandbox parses it once for all the task's samples
             tests = [{"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 0}
-                     for a, x, lim in zip(_enc_inputs(p, "base_input"), e["base"], lim_b)]
+                     for a, x, lim in zip(enc_inputs(p, "base_input"), e["base"], lim_b)]
             if not base_only:
                 lim_p = _limits(e["plus_time"], min_time_limit, gt_time_limit_factor)
                 tests += [{"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 1}
-                          for a, x, lim in zip(_enc_inputs(p, "plus_input"), e["plus"], lim_p)]
+                          for a, x, lim in zip(enc_inputs(p, "plus_input"), e["plus"], lim_p)]
             cache[tid] = tests
         rows.append({"id": rid, "format": "evalplus", "code": code, "entry_point": p["entry_point"],
                      "tests": cache[tid], "dataset": _kind(p), "stop_first": True, "mem_mb": mem_mb})

@@ -8,30 +8,11 @@ import signal
 import stat
 import time
 
-from _blake2 import blake2b  # (hashlib would load OpenSSL: ~4 MB more to copy at every fork)
-
+from .osutil import _rmtree, _uid_of
+from .record import _verify
 from .runner import _child
 
 RECORD_CAP = 64 << 20  # bytes of record kept by the server per candidate
-
-
-def _rmtree(path):
-    """Remove a tree, ignoring errors (shutil would load bz2, lzma and zlib into the server)."""
-    for root, dirs, files in os.walk(path, topdown=False):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            try:
-                os.unlink(os.path.join(root, name))
-            except OSError:
-                pass
-        for name in dirs:
-            try:
-                os.rmdir(os.path.join(root, name))
-            except OSError:
-                pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 class _Cand:
@@ -39,16 +20,6 @@ class _Cand:
     __slots__ = ("i", "req", "pid", "pidfd", "rfd", "buf", "overflow", "t0", "deadline", "hard",
                  "tmp", "slot", "uid", "status", "rec_open", "exit_t", "timed_out", "cpu",
                  "sample_t", "idle")
-
-
-def _uid_of(pid):
-    """The real uid of a process, or None."""
-    try:
-        with open("/proc/%d/status" % pid, "rb") as f:
-            uid_line = [l for l in f.read().split(b"\n") if l.startswith(b"Uid:")]
-        return int(uid_line[0].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class Candidates:
@@ -348,41 +319,3 @@ class Candidates:
                 c.deadline = min(d, c.hard)
                 return False
         return True
-
-
-def _verify(raw):
-    """Parse the record: first line carries the key, every further line must be
-    ``seq body mac`` with consecutive seq and a valid MAC."""
-    lines = raw.split(b"\n")
-    res = {"events": [], "complete": False, "tampered": False, "has_key": False}
-    if not lines or not lines[0].startswith(b"K "):
-        return res
-    try:
-        key = bytes.fromhex(lines[0][2:].decode())
-    except ValueError:
-        return res
-    res["has_key"] = True
-    seq = 0
-    for ln in lines[1:]:
-        if not ln:
-            continue
-        try:
-            s = ln.decode()
-            line, mac = s.rsplit(" ", 1)
-            n, body = line.split(" ", 1)
-        except ValueError:
-            res["tampered"] = True
-            break
-        good = blake2b(line.encode(), key=key, digest_size=16).hexdigest()
-        if mac != good or n != str(seq):
-            res["tampered"] = True
-            break
-        seq += 1
-        if body == "X tamper":
-            res["tampered"] = True
-            break
-        if body == "E":
-            res["complete"] = True
-            break
-        res["events"].append(body)
-    return res

@@ -8,7 +8,8 @@ import selectors
 import sys
 import time
 
-from .candidates import Candidates, _rmtree
+from .candidates import Candidates
+from .osutil import _rmtree
 from .codec import _init_numpy, dec_plus
 from .preload import _BASE_ENV, _LOADED, _OPTIONAL, _PREIMPORT, _own_streams
 
