@@ -59,14 +59,21 @@ def build_corpus(n: int = 200, seed: int = 0) -> list[dict]:
     ci_src = CI if CI.exists() else FIX / "codeinsight_sample.jsonl"
     ci = [json.loads(l) for l in ci_src.open() if l.strip()]
     ci = [r for r in ci if set(r.get("libraries", [])) & {"numpy", "pandas"}]
-    kinds = (["pass"] * 45 + ["fail"] * 25 + ["npd"] * 8 + ["crash"] * 8 + ["syntax"] * 4
-             + ["timeout"] * 3 + ["memory"] * 3 + ["exit"] * 4)
+    kinds = (
+        ["pass"] * 45
+        + ["fail"] * 25
+        + ["npd"] * 8
+        + ["crash"] * 8
+        + ["syntax"] * 4
+        + ["timeout"] * 3
+        + ["memory"] * 3
+        + ["exit"] * 4
+    )
     rows = []
     for i in range(n):
         kind = kinds[i % len(kinds)]
         r = rng.choice(mbpp)
-        row = {"id": f"c{i}-{kind}", "format": "assert", "code": r["code"],
-               "tests": r["test_list"], "timeout_s": 5}
+        row = {"id": f"c{i}-{kind}", "format": "assert", "code": r["code"], "tests": r["test_list"], "timeout_s": 5}
         if kind == "fail":
             row["tests"] = [t.replace("==", "!=", 1) for t in r["test_list"]]
         elif kind == "npd":
@@ -82,8 +89,7 @@ def build_corpus(n: int = 200, seed: int = 0) -> list[dict]:
         elif kind == "memory":
             row["code"] = r["code"] + "\nxs = [0] * (10 ** 10)\n"
         elif kind == "exit":
-            row["code"] = r["code"] + ("\nimport sys\nsys.exit(0)\n" if i % 2 else
-                                       "\nimport os\nos._exit(0)\n")
+            row["code"] = r["code"] + ("\nimport sys\nsys.exit(0)\n" if i % 2 else "\nimport os\nos._exit(0)\n")
         rows.append(row)
     return rows
 
@@ -97,6 +103,7 @@ class _TimeoutException(Exception):
 def _time_limit(seconds: float):
     def handler(signum, frame):
         raise _TimeoutException("Timed out!")
+
     signal.setitimer(signal.ITIMER_REAL, seconds)
     signal.signal(signal.SIGALRM, handler)
     try:
@@ -151,8 +158,9 @@ class _NDContext(type(multiprocessing.get_context("fork"))):
 
 
 def run_paper(rows: list[dict]) -> list[bool]:
-    jobs = [(r["code"] + "\n" + (r.get("setup") or "") + "\n" + "\n".join(r["tests"]),
-             float(r["timeout_s"])) for r in rows]
+    jobs = [
+        (r["code"] + "\n" + (r.get("setup") or "") + "\n" + "\n".join(r["tests"]), float(r["timeout_s"])) for r in rows
+    ]
     with multiprocessing.pool.Pool(8, context=_NDContext()) as pool:
         return pool.map(_check_correctness, jobs, chunksize=1)
 
@@ -161,6 +169,7 @@ def run_paper(rows: list[dict]) -> list[bool]:
 def run_ceiling(n: int, workers: int = 2) -> None:
     def one(_):
         subprocess.run([sys.executable, "-c", "pass"], check=True)
+
     with ThreadPoolExecutor(workers) as ex:
         list(ex.map(one, range(n)))
 
@@ -168,17 +177,20 @@ def run_ceiling(n: int, workers: int = 2) -> None:
 # ------------------------------------------------- (d) fresh python per candidate
 def run_fresh(rows: list[dict], workers: int = 2) -> list[dict]:
     from gift.sandbox import launch, verdict
+
     argv = launch._variants()[0][1]
 
     def one(row):
         env = dict(launch._server_env(), GIFT_SANDBOX_PREIMPORT="")
-        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, env=env, cwd="/")
+        p = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd="/"
+        )
         p.stdout.readline()
         req, expected, total = verdict._prepare(row)
         req["i"] = 0
         out, _ = p.communicate(json.dumps(req).encode() + b"\n")
         return verdict._verdict(row, row["format"], expected, total, json.loads(out.splitlines()[0]))
+
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, rows))
 
@@ -220,6 +232,7 @@ def timed_engine(rows: list[dict], workers: int):
     """-> (results, wall s, CPU s of the caller + fork servers + candidates)."""
     from gift.sandbox import execute
     from gift.sandbox.pool import _POOL, _needed_preimports, _server_counts
+
     execute(rows[:1], workers=1)  # warm-up (servers of the right kinds may start here)
     n, n_heavy = _server_counts(workers, len(rows), sum(map(_heavy, rows)))  # what execute() starts
     servers = _POOL.ensure(n, _needed_preimports(rows), n_heavy)  # not timed: server start
@@ -233,6 +246,7 @@ def timed_engine(rows: list[dict], workers: int):
 
 def _heavy(r):
     from gift.sandbox.pool import _is_heavy
+
     return _is_heavy(r)
 
 
@@ -247,14 +261,19 @@ def sleeping_variant(rows: list[dict]) -> list[dict]:
     """Same corpus, but the timing-out candidates block (sleep / wait on a lock /
     read an empty pipe-less stdin forever) instead of spinning."""
     out = []
-    blockers = ["\nimport time\ntime.sleep(3600)\n",
-                "\nimport threading\n_l = threading.Lock()\n_l.acquire()\n_l.acquire()\n",
-                "\nimport threading\nthreading.Event().wait()\n"]
+    blockers = [
+        "\nimport time\ntime.sleep(3600)\n",
+        "\nimport threading\n_l = threading.Lock()\n_l.acquire()\n_l.acquire()\n",
+        "\nimport threading\nthreading.Event().wait()\n",
+    ]
     k = 0
     for r in rows:
         if r["id"].endswith("-timeout"):
-            r = dict(r, id=r["id"] + "sleep",
-                     code=r["code"].replace("\nwhile True:\n    pass\n", blockers[k % len(blockers)]))
+            r = dict(
+                r,
+                id=r["id"] + "sleep",
+                code=r["code"].replace("\nwhile True:\n    pass\n", blockers[k % len(blockers)]),
+            )
             k += 1
         out.append(r)
     return out
@@ -264,22 +283,32 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="repetitions per corpus and harness (interleaved); medians are printed")
-    ap.add_argument("--fresh-n", type=int, default=0,
-                    help="also time (d) a fresh `python -I` per candidate on this many rows")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="repetitions per corpus and harness (interleaved); medians are printed"
+    )
+    ap.add_argument(
+        "--fresh-n", type=int, default=0, help="also time (d) a fresh `python -I` per candidate on this many rows"
+    )
     a = ap.parse_args()
     rows = build_corpus(a.n)
     from collections import Counter
-    print(f"corpus: {len(rows)} candidates, kinds "
-          + ", ".join(f"{k}={v}" for k, v in sorted(Counter(r['id'].split('-')[1] for r in rows).items())))
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
-          f"load average before: {os.getloadavg()[0]:.2f}")
+
+    print(
+        f"corpus: {len(rows)} candidates, kinds "
+        + ", ".join(f"{k}={v}" for k, v in sorted(Counter(r["id"].split("-")[1] for r in rows).items()))
+    )
+    print(
+        f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
+        f"load average before: {os.getloadavg()[0]:.2f}"
+    )
 
     from gift.execute import sandbox_info, shutdown
+
     info = sandbox_info()
-    print(f"engine: isolation={info.get('isolation')} uid={'non-root' if info.get('uid') else 'root'} "
-          f"slots/server={info.get('slots')} workers={a.workers}")
+    print(
+        f"engine: isolation={info.get('isolation')} uid={'non-root' if info.get('uid') else 'root'} "
+        f"slots/server={info.get('slots')} workers={a.workers}"
+    )
 
     t = time.perf_counter()
     run_ceiling(len(rows), a.workers)
@@ -287,11 +316,14 @@ def main():
     ceil = len(rows) / t_ceil
     print(f"(c) `python -c pass` fork/exec ceiling, {a.workers} at a time: {ceil:.1f} cand/s")
 
-    corpora = [("mixed (spinning timeouts)", rows),
-               ("without the timing-out rows", [r for r in rows if not r["id"].endswith("-timeout")]),
-               ("mixed, timeouts sleep/block", sleeping_variant(rows))]
+    corpora = [
+        ("mixed (spinning timeouts)", rows),
+        ("without the timing-out rows", [r for r in rows if not r["id"].endswith("-timeout")]),
+        ("mixed, timeouts sleep/block", sleeping_variant(rows)),
+    ]
     summary = []
     import statistics
+
     for name, rs in corpora:
         runs_e, runs_p = [], []
         for _ in range(a.repeat):  # interleaved, so a change in machine load hits both alike
@@ -303,8 +335,9 @@ def main():
         t_p = statistics.median(r[1] for r in runs_p)
         cpu_p = statistics.median(r[2] for r in runs_p)
         n = len(rs)
-        assert all([x["status"] for x in r[0]] == [x["status"] for x in eres] for r in runs_e[1:]), \
+        assert all([x["status"] for x in r[0]] == [x["status"] for x in eres] for r in runs_e[1:]), (
             "engine verdicts differ between repetitions"
+        )
         dis = [(r["id"], e["status"], p) for r, e, p in zip(rs, eres, pres) if e["passed"] != p]
         st = Counter(r["status"] for r in eres)
         spin = sum(float(r["timeout_s"]) for r in rs if r["id"].endswith("-timeout"))
@@ -312,19 +345,29 @@ def main():
         rates_e = sorted(n / r[1] for r in runs_e)
         rates_p = sorted(n / r[1] for r in runs_p)
         ratios = sorted(p[1] / e[1] for e, p in zip(runs_e, runs_p))  # per interleaved pair
-        print(f"  (a) gift.execute       {n / t_e:7.1f} cand/s  wall {t_e:6.2f}s  CPU {cpu_e:6.2f}s "
-              f"({cpu_e / n * 1e3:.1f} ms/cand)  statuses {dict(st)}")
-        print(f"  (b) paper-style harness {n / t_p:7.1f} cand/s  wall {t_p:6.2f}s  CPU {cpu_p:6.2f}s "
-              f"({cpu_p / n * 1e3:.1f} ms/cand)  passed={sum(pres)}")
+        print(
+            f"  (a) gift.execute       {n / t_e:7.1f} cand/s  wall {t_e:6.2f}s  CPU {cpu_e:6.2f}s "
+            f"({cpu_e / n * 1e3:.1f} ms/cand)  statuses {dict(st)}"
+        )
+        print(
+            f"  (b) paper-style harness {n / t_p:7.1f} cand/s  wall {t_p:6.2f}s  CPU {cpu_p:6.2f}s "
+            f"({cpu_p / n * 1e3:.1f} ms/cand)  passed={sum(pres)}"
+        )
         print(f"  (c) fork/exec ceiling   {ceil:7.1f} cand/s")
-        print(f"  spread over the {a.repeat} runs: engine {rates_e[0]:.1f}-{rates_e[-1]:.1f}, paper "
-              f"{rates_p[0]:.1f}-{rates_p[-1]:.1f} cand/s; engine/paper per run {ratios[0]:.1f}-{ratios[-1]:.1f}x")
-        print(f"  ratios: engine/paper = {t_p / t_e:.1f}x (by CPU: {cpu_p / max(cpu_e, 1e-9):.1f}x), "
-              f"engine/ceiling = {n / t_e / ceil:.2f}x")
+        print(
+            f"  spread over the {a.repeat} runs: engine {rates_e[0]:.1f}-{rates_e[-1]:.1f}, paper "
+            f"{rates_p[0]:.1f}-{rates_p[-1]:.1f} cand/s; engine/paper per run {ratios[0]:.1f}-{ratios[-1]:.1f}x"
+        )
+        print(
+            f"  ratios: engine/paper = {t_p / t_e:.1f}x (by CPU: {cpu_p / max(cpu_e, 1e-9):.1f}x), "
+            f"engine/ceiling = {n / t_e / ceil:.2f}x"
+        )
         if spin:
-            print(f"  floor: {spin:.0f} CPU-s of spinning timeouts / {os.cpu_count()} cores = "
-                  f"{spin / os.cpu_count():.1f}s wall -> at most {n / (spin / os.cpu_count()):.0f} cand/s "
-                  f"for any harness that waits out the timeouts")
+            print(
+                f"  floor: {spin:.0f} CPU-s of spinning timeouts / {os.cpu_count()} cores = "
+                f"{spin / os.cpu_count():.1f}s wall -> at most {n / (spin / os.cpu_count()):.0f} cand/s "
+                f"for any harness that waits out the timeouts"
+            )
         print(f"  verdict agreement: {n - len(dis)}/{n}" + (f"; disagreements: {dis}" if dis else ""))
         summary.append((name, n / t_e, n / t_p, ceil))
     print("\nsummary (cand/s):  engine  paper  ceiling  engine/paper  engine/ceiling")
@@ -338,12 +381,15 @@ def main():
         fres = run_fresh(sub, a.workers)
         t_fr = time.perf_counter() - t
         from gift.execute import execute
+
         t = time.perf_counter()
         eres = execute(sub, workers=a.workers)
         t_es = time.perf_counter() - t
         assert [r["status"] for r in fres] == [r["status"] for r in eres]
-        print(f"(d) fresh `python -I` per candidate (same harness, {len(sub)} rows): "
-              f"{len(sub) / t_fr:.1f} cand/s vs fork server {len(sub) / t_es:.1f} cand/s")
+        print(
+            f"(d) fresh `python -I` per candidate (same harness, {len(sub)} rows): "
+            f"{len(sub) / t_fr:.1f} cand/s vs fork server {len(sub) / t_es:.1f} cand/s"
+        )
     shutdown()
 
 

@@ -23,9 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DEEPSEEK_CODER_1_3B = dict(  # deepseek-ai/deepseek-coder-1.3b-base config.json (LlamaForCausalLM)
-    vocab_size=32256, hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16,
-    num_key_value_heads=16, max_position_embeddings=16384, rms_norm_eps=1e-6, rope_theta=100000,
-    rope_scaling={"type": "linear", "factor": 4.0}, bos_token_id=32013, eos_token_id=32014, tie_word_embeddings=False)
+    vocab_size=32256,
+    hidden_size=2048,
+    intermediate_size=5504,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    num_key_value_heads=16,
+    max_position_embeddings=16384,
+    rms_norm_eps=1e-6,
+    rope_theta=100000,
+    rope_scaling={"type": "linear", "factor": 4.0},
+    bos_token_id=32013,
+    eos_token_id=32014,
+    tie_word_embeddings=False,
+)
 
 
 def count_tokens(tok, outs):
@@ -34,7 +45,9 @@ def count_tokens(tok, outs):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=None, help="model folder (default: convert the embedded GGUF model to a temp folder)")
+    ap.add_argument(
+        "--model", default=None, help="model folder (default: convert the embedded GGUF model to a temp folder)"
+    )
     ap.add_argument("--random-arch", choices=["deepseek-coder-1.3b"], default=None)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--n", type=int, default=3)
@@ -73,7 +86,14 @@ def main():
     b = TransformersBackend(model_dir, dtype=args.dtype, device=args.device, batch_size=args.batch_size, progress=False)
     problems = load_split("mbpp", ROOT / "data/mbpp/mbpp.jsonl", "train", order="shortest", limit=args.prompts)
     prompts = [P.code_prompt(b.tok, p["description"], p, "chat") for p in problems]
-    kw = dict(n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=0, fence_stop=fence)
+    kw = dict(
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=0,
+        fence_stop=fence,
+    )
     b.generate(prompts[:1], **dict(kw, n=1, max_new_tokens=4))  # warm-up
     ways = [("gift", lambda: b.generate(prompts, **kw)), ("hf-batch", lambda: b.generate_hf(prompts, **kw))]
     if not args.skip_paper:
@@ -88,15 +108,24 @@ def main():
             torch.cuda.synchronize()
         dt = time.time() - t
         n_tok = count_tokens(b.tok, outs)
-        res[name] = {"seconds": round(dt, 2), "tokens": n_tok, "tokens_per_s": round(n_tok / dt, 1), "sequences": sum(len(o) for o in outs)}
-    print(f"device={b.device} threads={torch.get_num_threads()} model={'random ' + args.random_arch if args.random_arch else model_dir} "
-          f"prompts={args.prompts} n={args.n} max_new_tokens={args.max_new_tokens} batch={args.batch_size}")
+        res[name] = {
+            "seconds": round(dt, 2),
+            "tokens": n_tok,
+            "tokens_per_s": round(n_tok / dt, 1),
+            "sequences": sum(len(o) for o in outs),
+        }
+    print(
+        f"device={b.device} threads={torch.get_num_threads()} model={'random ' + args.random_arch if args.random_arch else model_dir} "
+        f"prompts={args.prompts} n={args.n} max_new_tokens={args.max_new_tokens} batch={args.batch_size}"
+    )
     print(f"{'way':10s} {'seconds':>8s} {'tokens':>7s} {'tok/s':>8s}")
     for name, r in res.items():
         print(f"{name:10s} {r['seconds']:8.1f} {r['tokens']:7d} {r['tokens_per_s']:8.1f}")
     if "paper" in res:
-        print(f"gift / paper = {res['gift']['tokens_per_s'] / res['paper']['tokens_per_s']:.1f}x; "
-              f"hf-batch / paper = {res['hf-batch']['tokens_per_s'] / res['paper']['tokens_per_s']:.1f}x")
+        print(
+            f"gift / paper = {res['gift']['tokens_per_s'] / res['paper']['tokens_per_s']:.1f}x; "
+            f"hf-batch / paper = {res['hf-batch']['tokens_per_s'] / res['paper']['tokens_per_s']:.1f}x"
+        )
     print(json.dumps(res))
 
 

@@ -52,7 +52,9 @@ def corpus(path: Path, n: int, seed: int = 0) -> list[dict]:
         tests = list(r["test_list"])
         if i % 4 == 3:
             tests = [t.replace("==", "!=", 1) for t in tests]
-        out.append({"id": f"mbpp{r['task_id']}-{i}", "code": r["code"], "tests": tests, "format": "assert", "timeout_s": 5})
+        out.append(
+            {"id": f"mbpp{r['task_id']}-{i}", "code": r["code"], "tests": tests, "format": "assert", "timeout_s": 5}
+        )
     return out
 
 
@@ -136,9 +138,19 @@ def main(argv=None) -> int:
         for n in map(int, a.sizes.split(",")):
             inp = Path(d) / f"in{n}.jsonl"
             inp.write_text("".join(json.dumps(r) + "\n" for r in corpus(Path(a.mbpp), n)))
-            cmds = {"engine": [py, "-m", "gift.sandbox", str(inp), str(Path(d) / "engine.jsonl"), "--workers", str(a.workers)],
-                    "paper": [py, me, "paper", str(inp), str(Path(d) / "paper.jsonl")],
-                    "fork": [py, me, "fork", str(inp), str(Path(d) / "fork.jsonl"), "--workers", str(a.workers)]}
+            cmds = {
+                "engine": [
+                    py,
+                    "-m",
+                    "gift.sandbox",
+                    str(inp),
+                    str(Path(d) / "engine.jsonl"),
+                    "--workers",
+                    str(a.workers),
+                ],
+                "paper": [py, me, "paper", str(inp), str(Path(d) / "paper.jsonl")],
+                "fork": [py, me, "fork", str(inp), str(Path(d) / "fork.jsonl"), "--workers", str(a.workers)],
+            }
             times: dict[str, list[float]] = {k: [] for k in cmds}
             for _ in range(a.repeat):
                 for k, cmd in cmds.items():
@@ -147,10 +159,13 @@ def main(argv=None) -> int:
             rate = {k: n / med[k] for k in cmds}
             v = {k: _verdicts(Path(d) / f"{k}.jsonl") for k in cmds}
             agree = sum(x == y == z for x, y, z in zip(v["engine"], v["paper"], v["fork"]))
-            print(f"n={n:4d}  engine {rate['engine']:7.1f}/s  paper {rate['paper']:6.1f}/s  fork {rate['fork']:7.1f}/s  "
-                  f"engine/paper {rate['engine'] / rate['paper']:5.2f}x  engine/fork {rate['engine'] / rate['fork']:4.2f}  "
-                  f"(wall medians of {a.repeat}: {med['engine']:.2f} / {med['paper']:.2f} / {med['fork']:.2f} s; "
-                  f"passed {sum(v['engine'])}/{n}; verdicts agree {agree}/{n})", flush=True)
+            print(
+                f"n={n:4d}  engine {rate['engine']:7.1f}/s  paper {rate['paper']:6.1f}/s  fork {rate['fork']:7.1f}/s  "
+                f"engine/paper {rate['engine'] / rate['paper']:5.2f}x  engine/fork {rate['engine'] / rate['fork']:4.2f}  "
+                f"(wall medians of {a.repeat}: {med['engine']:.2f} / {med['paper']:.2f} / {med['fork']:.2f} s; "
+                f"passed {sum(v['engine'])}/{n}; verdicts agree {agree}/{n})",
+                flush=True,
+            )
     return 0
 
 

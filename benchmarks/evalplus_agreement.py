@@ -40,11 +40,21 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 MODEL_SAMPLES = os.path.join(ROOT, "benchmarks", "data", "mbppplus_smollm2_greedy100.jsonl")
-ALL_CATEGORIES = ("canonical", "off_by_one", "wrong_type", "returns_none", "raises", "float_noise",
-                  "infinite_loop", "eq_hack", "slow_first_call", "model")
+ALL_CATEGORIES = (
+    "canonical",
+    "off_by_one",
+    "wrong_type",
+    "returns_none",
+    "raises",
+    "float_noise",
+    "infinite_loop",
+    "eq_hack",
+    "slow_first_call",
+    "model",
+)
 SUBSETS = {"infinite_loop": 20, "eq_hack": 20, "slow_first_call": 5}
 
-_WRAP = '''
+_WRAP = """
 
 _gift_ref = {ep}
 _gift_depth = [0]
@@ -63,7 +73,7 @@ def {ep}(*a, **k):
 
 def _gift_t(r):
 {body}
-'''
+"""
 
 _BODIES = {
     "off_by_one": """    if type(r) is bool: return not r
@@ -165,15 +175,20 @@ def evalplus_python(arg: str | None = None) -> str:
         return arg
     try:
         import evalplus  # noqa: F401
+
         return sys.executable
     except ImportError:
         pass
     if os.environ.get("EVALPLUS_PYTHON"):
         return os.environ["EVALPLUS_PYTHON"]
-    raise SystemExit("evalplus is not importable here (./install.sh installs it): give --evalplus-python or $EVALPLUS_PYTHON")
+    raise SystemExit(
+        "evalplus is not importable here (./install.sh installs it): give --evalplus-python or $EVALPLUS_PYTHON"
+    )
 
 
-def run_evalplus(samples: list[dict], data: str, workdir: str, python: str, parallel: int | None = None) -> tuple[dict, float]:
+def run_evalplus(
+    samples: list[dict], data: str, workdir: str, python: str, parallel: int | None = None
+) -> tuple[dict, float]:
     """-> ({(task_id, k): (base_pass, plus_pass, base_status, plus_status, fail_input)}, seconds); cold cache."""
     path = os.path.join(workdir, "evalplus_samples.jsonl")
     with open(path, "w", encoding="utf-8") as f:
@@ -182,8 +197,14 @@ def run_evalplus(samples: list[dict], data: str, workdir: str, python: str, para
     res_path = path.replace(".jsonl", "_eval_results.json")
     if os.path.exists(res_path):
         os.unlink(res_path)
-    env = dict(os.environ, MBPP_OVERRIDE_PATH=data, XDG_CACHE_HOME=os.path.join(workdir, "xdg-cache"),
-               TOKENIZERS_PARALLELISM="false", HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        MBPP_OVERRIDE_PATH=data,
+        XDG_CACHE_HOME=os.path.join(workdir, "xdg-cache"),
+        TOKENIZERS_PARALLELISM="false",
+        HF_DATASETS_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+    )
     cmd = [python, "-m", "evalplus.evaluate", "--dataset", "mbpp", "--samples", path]
     if parallel:
         cmd += ["--parallel", str(parallel)]
@@ -198,18 +219,27 @@ def run_evalplus(samples: list[dict], data: str, workdir: str, python: str, para
     for tid, rs in res["eval"].items():
         for k, r in enumerate(rs):
             fail = (r.get("base_fail_tests") or r.get("plus_fail_tests") or [None])[0]
-            out[(tid, k)] = (r["base_status"] == "pass", r["base_status"] == r["plus_status"] == "pass",
-                             r["base_status"], r["plus_status"], fail)
+            out[(tid, k)] = (
+                r["base_status"] == "pass",
+                r["base_status"] == r["plus_status"] == "pass",
+                r["base_status"],
+                r["plus_status"],
+                fail,
+            )
     return out, dt
 
 
-def run_gift(problems: list[dict], samples: list[dict], workdir: str, workers: int | None = None) -> tuple[dict, float, dict]:
+def run_gift(
+    problems: list[dict], samples: list[dict], workdir: str, workers: int | None = None
+) -> tuple[dict, float, dict]:
     from gift.evalplus import compute_expected, evaluate
 
     t0 = time.monotonic()
     exp = compute_expected(problems, os.path.join(workdir, "gift-expected.json"), workers=workers)
     t1 = time.monotonic()
-    res = evaluate(problems, [{"task_id": s["task_id"], "solution": s["solution"]} for s in samples], exp, workers=workers)
+    res = evaluate(
+        problems, [{"task_id": s["task_id"], "solution": s["solution"]} for s in samples], exp, workers=workers
+    )
     dt = time.monotonic() - t0
     out = {}
     for r in res["samples"]:
@@ -236,8 +266,10 @@ def reason(s: dict, g: dict, e: tuple, expected: dict) -> str:
         walls = (t.get("base_wall") or []) + (t.get("plus_wall") or [])
         for i, inp in enumerate(raw):
             if json.dumps(inp) == json.dumps(e[4]) and i < len(times):
-                return (f"time limit: evalplus (wall clock) failed an input whose output gift verified; reference "
-                        f"there {times[i] or 0:.3f}s CPU / {walls[i] or 0:.3f}s wall in gift's sandbox")
+                return (
+                    f"time limit: evalplus (wall clock) failed an input whose output gift verified; reference "
+                    f"there {times[i] or 0:.3f}s CPU / {walls[i] or 0:.3f}s wall in gift's sandbox"
+                )
         return "time limit: evalplus (wall clock) failed an input whose output gift verified"
     return "other"
 
@@ -247,7 +279,9 @@ _PROBLEMS: dict = {}
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="the MBPP+ release file (MbppPlus-v0.2.0.jsonl) or a subset of its rows")
+    ap.add_argument(
+        "--data", required=True, help="the MBPP+ release file (MbppPlus-v0.2.0.jsonl) or a subset of its rows"
+    )
     ap.add_argument("--model-samples", default=MODEL_SAMPLES)
     ap.add_argument("--generate", action="store_true", help="(re)generate the model samples first")
     ap.add_argument("--categories", default=",".join(ALL_CATEGORIES))
@@ -277,7 +311,9 @@ def main(argv=None) -> int:
     os.makedirs(workdir, exist_ok=True)
     print(f"{len(samples)} samples: {dict(collections.Counter(s['category'] for s in samples))}")
     ours, t_gift, info = run_gift(problems, samples, workdir, a.workers)
-    print(f"gift.evalplus: {t_gift:.1f}s (expected outputs {info['expected_s']:.1f}s, evaluation {info['evaluate_s']:.1f}s)")
+    print(
+        f"gift.evalplus: {t_gift:.1f}s (expected outputs {info['expected_s']:.1f}s, evaluation {info['evaluate_s']:.1f}s)"
+    )
     theirs, t_ep = run_evalplus(samples, a.data, workdir, evalplus_python(a.evalplus_python), a.parallel)
     print(f"evalplus.evaluate: {t_ep:.1f}s")
 
@@ -300,9 +336,17 @@ def main(argv=None) -> int:
             which = "+".join(x for x, d in (("base", g["base"] != e[0]), ("plus", bool(g["plus"]) != e[1])) if d)
             c["diff_" + which] += 1
             c["reason: " + why] += 1
-            diffs.append({"task_id": s["task_id"], "k": s["k"], "category": s["category"], "which": which,
-                          "gift": [g["base"], g["plus"], g["status"], g["detail"][:160]],
-                          "evalplus": [e[2], e[3], repr(e[4])[:120]], "reason": why})
+            diffs.append(
+                {
+                    "task_id": s["task_id"],
+                    "k": s["k"],
+                    "category": s["category"],
+                    "which": which,
+                    "gift": [g["base"], g["plus"], g["status"], g["detail"][:160]],
+                    "evalplus": [e[2], e[3], repr(e[4])[:120]],
+                    "reason": why,
+                }
+            )
     print("\n== differing verdicts ==")
     for d in diffs:
         print(f"{d['task_id']:>10} #{d['k']:<3} {d['category']:<16} {d['which']:<9} reason: {d['reason']}")
@@ -316,16 +360,29 @@ def main(argv=None) -> int:
         nd = sum(v for k, v in c.items() if k.startswith("diff_"))
         rs = {k[8:]: v for k, v in c.items() if k.startswith("reason: ")}
         tot.update({"n": c["n"], "diff": nd})
-        print(f"{cat:<16} {c['n']:>5} {c['gift_base']:>5}/{c['evalplus_base']:<5} {c['gift_plus']:>5}/{c['evalplus_plus']:<5} {nd:>5}  {rs if rs else ''}")
+        print(
+            f"{cat:<16} {c['n']:>5} {c['gift_base']:>5}/{c['evalplus_base']:<5} {c['gift_plus']:>5}/{c['evalplus_plus']:<5} {nd:>5}  {rs if rs else ''}"
+        )
     print(f"{'total':<16} {tot['n']:>5} {'':>23} {tot['diff']:>5}")
     n = len(samples)
-    print(f"\nsamples/s: gift {n / t_gift:.1f}, evalplus {n / t_ep:.1f}, ratio {t_ep / t_gift:.2f}x "
-          f"(both with cold expected outputs; gift workers={a.workers or os.cpu_count()}, "
-          f"evalplus parallel={a.parallel or max(1, (os.cpu_count() or 2) // 2)})")
+    print(
+        f"\nsamples/s: gift {n / t_gift:.1f}, evalplus {n / t_ep:.1f}, ratio {t_ep / t_gift:.2f}x "
+        f"(both with cold expected outputs; gift workers={a.workers or os.cpu_count()}, "
+        f"evalplus parallel={a.parallel or max(1, (os.cpu_count() or 2) // 2)})"
+    )
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
-            json.dump({"diffs": diffs, "per_category": {k: dict(v) for k, v in per_cat.items()},
-                       "gift_s": t_gift, "evalplus_s": t_ep, "n": n}, f, indent=1)
+            json.dump(
+                {
+                    "diffs": diffs,
+                    "per_category": {k: dict(v) for k, v in per_cat.items()},
+                    "gift_s": t_gift,
+                    "evalplus_s": t_ep,
+                    "n": n,
+                },
+                f,
+                indent=1,
+            )
     if not a.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

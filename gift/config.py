@@ -91,17 +91,23 @@ def _semantic_errors(config: dict) -> list[str]:
     gen = config.get("generation") or {}
     bos = (config.get("tokenize") or {}).get("bos", False)
     if gen.get("backend") == "openai" and bos != "auto":
-        return [f"tokenize.bos: {str(bos).lower()} with generation.backend openai: the server tokenises the prompt "
-                "text itself (its tokenizer's default BOS), so only 'auto' says what happens"]
+        return [
+            f"tokenize.bos: {str(bos).lower()} with generation.backend openai: the server tokenises the prompt "
+            "text itself (its tokenizer's default BOS), so only 'auto' says what happens"
+        ]
     if (config.get("evaluation") or {}).get("evaluator") != "evalplus":
         return []
     dataset, path = _test_set(config)
     if dataset not in PLUS_DATASETS:
-        return [f"evaluation.evaluator: evalplus needs a test set with EvalPlus inputs (data.test.dataset "
-                f"{' or '.join(PLUS_DATASETS)}), got {dataset}"]
+        return [
+            f"evaluation.evaluator: evalplus needs a test set with EvalPlus inputs (data.test.dataset "
+            f"{' or '.join(PLUS_DATASETS)}), got {dataset}"
+        ]
     if path.startswith("hf:"):
-        return ["evaluation.evaluator: evalplus needs the EvalPlus release file (MbppPlus-<v>.jsonl[.gz] or its "
-                "release URL) as data.test.path; the hub copy has no base_input/plus_input"]
+        return [
+            "evaluation.evaluator: evalplus needs the EvalPlus release file (MbppPlus-<v>.jsonl[.gz] or its "
+            "release URL) as data.test.path; the hub copy has no base_input/plus_input"
+        ]
     return []
 
 

@@ -51,15 +51,27 @@ from .io import atomic_path, read_jsonl
 from .evalplus_inputs import deserialize_inputs, enc_inputs
 from .sandbox import execute
 
-__all__ = ["compute_expected", "load_expected", "evaluate", "deserialize_inputs", "problems_sha256",
-           "task_sha256", "build_rows", "EXPECTED_FORMAT", "DEFAULT_MIN_TIME_LIMIT", "DEFAULT_GT_TIME_LIMIT_FACTOR"]
+__all__ = [
+    "compute_expected",
+    "load_expected",
+    "evaluate",
+    "deserialize_inputs",
+    "problems_sha256",
+    "task_sha256",
+    "build_rows",
+    "EXPECTED_FORMAT",
+    "DEFAULT_MIN_TIME_LIMIT",
+    "DEFAULT_GT_TIME_LIMIT_FACTOR",
+]
 
 EXPECTED_FORMAT = "gift-evalplus-expected/1"
-DEFAULT_MIN_TIME_LIMIT = 1.0        # evalplus.config.DEFAULT_MIN_TIME_LIMIT
+DEFAULT_MIN_TIME_LIMIT = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
 DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
 MBPP_OUTPUT_NOT_NONE_TASKS = ("check_str", "text_match_three", "text_starta_endb")
-HUMANEVAL_PLUS_NOTE = ("HumanEval+ plus inputs are not available on this machine: HumanEval is scored with the "
-                       "original check() tests (base only); give a HumanEvalPlus-<v>.jsonl file for HumanEval+.")
+HUMANEVAL_PLUS_NOTE = (
+    "HumanEval+ plus inputs are not available on this machine: HumanEval is scored with the "
+    "original check() tests (base only); give a HumanEvalPlus-<v>.jsonl file for HumanEval+."
+)
 
 
 def _kind(problem: dict) -> str:
@@ -118,9 +130,17 @@ def load_expected(path: str, problems: list[dict] | None = None) -> dict:
     return data
 
 
-def compute_expected(problems: list[dict], out_path: str | None = None, *, workers: int | None = None,
-                     timeout_s: float = 600.0, force: bool = False, dataset_path: str | None = None,
-                     progress: bool = False, chunks: int = 2) -> dict:
+def compute_expected(
+    problems: list[dict],
+    out_path: str | None = None,
+    *,
+    workers: int | None = None,
+    timeout_s: float = 600.0,
+    force: bool = False,
+    dataset_path: str | None = None,
+    progress: bool = False,
+    chunks: int = 2,
+) -> dict:
     """Expected outputs of every problem that has ``base_input``/``plus_input``: its
     ``reference`` (canonical solution) runs on each input in the sandbox.  With ``out_path``
     the result is cached there (atomic write) and re-read when the problems' content hash
@@ -148,14 +168,25 @@ def compute_expected(problems: list[dict], out_path: str | None = None, *, worke
         tests += [{"input": a, "group": 0} for a in enc_inputs(p, "plus_input")]
         m = max(1, min(int(chunks), len(tests)))
         for k in range(m):
-            rows.append({"id": f"{p['task_id']}@{k}", "format": "evalplus", "code": p["reference"],
-                         "entry_point": p["entry_point"], "setup": "", "tests": tests[k::m], "stop_first": False,
-                         "return_outputs": True, "timeout_s": timeout_s, "dataset": _kind(p)})
+            rows.append(
+                {
+                    "id": f"{p['task_id']}@{k}",
+                    "format": "evalplus",
+                    "code": p["reference"],
+                    "entry_point": p["entry_point"],
+                    "setup": "",
+                    "tests": tests[k::m],
+                    "stop_first": False,
+                    "return_outputs": True,
+                    "timeout_s": timeout_s,
+                    "dataset": _kind(p),
+                }
+            )
         todo.append((p, len(tests), m))
     flat = execute(rows, workers=workers, progress=progress)
     verdicts, pos = [], 0
     for p, n_all, m in todo:  # re-interleave the chunks into one verdict per task
-        parts = flat[pos:pos + m]
+        parts = flat[pos : pos + m]
         pos += m
         outs, times = [None] * n_all, [None] * n_all
         for k, v in enumerate(parts):
@@ -164,16 +195,28 @@ def compute_expected(problems: list[dict], out_path: str | None = None, *, worke
         bad = [v for v in parts if not v["passed"]]
         first = next((i for i, o in enumerate(outs) if o is None), None)
         detail = f"input {first} (row {bad[0]['id']}, chunk-local numbering): {bad[0]['detail']}" if bad else ""
-        verdicts.append({"passed": not bad, "detail": detail,
-                         "outputs": outs if any(v.get("outputs") for v in parts) else None, "times": times})
+        verdicts.append(
+            {
+                "passed": not bad,
+                "detail": detail,
+                "outputs": outs if any(v.get("outputs") for v in parts) else None,
+                "times": times,
+            }
+        )
     tasks = {}
     for (p, _, _), v in zip(todo, verdicts):
         nb = len(p.get("base_input") or [])
         n_all = nb + len(p.get("plus_input") or [])
         outs, times = v.get("outputs") or [None] * n_all, v.get("times") or []
-        t = {"entry_point": p["entry_point"], "atol": _atol(p), "kind": _kind(p), "sha256": task_sha256(p),
-             "status": "ok" if v["passed"] else "error" if not v.get("outputs") else "partial",
-             "detail": "" if v["passed"] else v["detail"], "missing": []}
+        t = {
+            "entry_point": p["entry_point"],
+            "atol": _atol(p),
+            "kind": _kind(p),
+            "sha256": task_sha256(p),
+            "status": "ok" if v["passed"] else "error" if not v.get("outputs") else "partial",
+            "detail": "" if v["passed"] else v["detail"],
+            "missing": [],
+        }
         vals, tcpu, twall = [], [], []
         for i, o in enumerate(outs):
             if o is None:  # the reference failed on this input: candidates fail it too
@@ -187,14 +230,26 @@ def compute_expected(problems: list[dict], out_path: str | None = None, *, worke
             tm = times[i] if i < len(times) and times[i] else [None, None]
             tcpu.append(tm[0])
             twall.append(tm[1])
-        t.update(base=vals[:nb], plus=vals[nb:], base_time=tcpu[:nb], plus_time=tcpu[nb:],
-                 base_wall=twall[:nb], plus_wall=twall[nb:])
+        t.update(
+            base=vals[:nb],
+            plus=vals[nb:],
+            base_time=tcpu[:nb],
+            plus_time=tcpu[nb:],
+            base_wall=twall[:nb],
+            plus_wall=twall[nb:],
+        )
         tasks[p["task_id"]] = t
-    data = {"format": EXPECTED_FORMAT, "problems_sha256": sha,
-            "dataset_sha256": _file_sha256(dataset_path) if dataset_path else None,
-            "n_tasks": len(tasks), "n_errors": sum(t["status"] != "ok" for t in tasks.values()),
-            "skipped": skipped, "seconds": round(time.monotonic() - t0, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": tasks}
+    data = {
+        "format": EXPECTED_FORMAT,
+        "problems_sha256": sha,
+        "dataset_sha256": _file_sha256(dataset_path) if dataset_path else None,
+        "n_tasks": len(tasks),
+        "n_errors": sum(t["status"] != "ok" for t in tasks.values()),
+        "skipped": skipped,
+        "seconds": round(time.monotonic() - t0, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "tasks": tasks,
+    }
     if out_path:
         _write_atomic(out_path, data)
     data["cache"] = "miss"
@@ -216,9 +271,17 @@ def _limits(times: list, min_time_limit: float, factor: float) -> list[float]:
     return [max(min_time_limit, factor * (t or 0.0)) for t in times]
 
 
-def build_rows(problems: list[dict], samples: list[dict], expected: dict, *, base_only: bool = False,
-               min_time_limit: float = DEFAULT_MIN_TIME_LIMIT, gt_time_limit_factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,
-               mem_mb: int = 4096, humaneval_timeout_s: float = 3.0) -> tuple[list[dict], list[str]]:
+def build_rows(
+    problems: list[dict],
+    samples: list[dict],
+    expected: dict,
+    *,
+    base_only: bool = False,
+    min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
+    gt_time_limit_factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,
+    mem_mb: int = 4096,
+    humaneval_timeout_s: float = 3.0,
+) -> tuple[list[dict], list[str]]:
     """Engine rows for ``samples`` (one row per sample) and notes.  A sample whose task has no
     expected outputs (or whose reference failed) gets a row that fails with that reason."""
     by_id = {p["task_id"]: p for p in problems}
@@ -231,15 +294,34 @@ def build_rows(problems: list[dict], samples: list[dict], expected: dict, *, bas
         p = by_id.get(tid)
         rid = f"{tid}#{s.get('index', k)}"
         if p is None:
-            rows.append({"id": rid, "format": "evalplus", "code": "", "entry_point": "-", "tests": [],
-                         "_missing": f"task {tid} not in the problems"})
+            rows.append(
+                {
+                    "id": rid,
+                    "format": "evalplus",
+                    "code": "",
+                    "entry_point": "-",
+                    "tests": [],
+                    "_missing": f"task {tid} not in the problems",
+                }
+            )
             continue
         code = _solution(s, p)
         if not _has_plus(p):  # original HumanEval: check() of the release
-            notes.add(HUMANEVAL_PLUS_NOTE if _kind(p) == "humaneval" else f"{tid}: no EvalPlus inputs, scored with its tests")
-            rows.append({"id": rid, "format": p.get("format", "humaneval"), "code": code, "tests": p["tests"],
-                         "entry_point": p.get("entry_point"), "setup": p.get("setup", ""),
-                         "timeout_s": humaneval_timeout_s, "mem_mb": mem_mb})
+            notes.add(
+                HUMANEVAL_PLUS_NOTE if _kind(p) == "humaneval" else f"{tid}: no EvalPlus inputs, scored with its tests"
+            )
+            rows.append(
+                {
+                    "id": rid,
+                    "format": p.get("format", "humaneval"),
+                    "code": code,
+                    "tests": p["tests"],
+                    "entry_point": p.get("entry_point"),
+                    "setup": p.get("setup", ""),
+                    "timeout_s": humaneval_timeout_s,
+                    "mem_mb": mem_mb,
+                }
+            )
             continue
         e = exp_tasks.get(tid)
         why = None
@@ -250,35 +332,70 @@ def build_rows(problems: list[dict], samples: list[dict], expected: dict, *, bas
         elif e.get("status") not in ("ok", "partial"):
             why = "reference solution failed: " + str(e.get("detail", ""))
         if why:
-            rows.append({"id": rid, "format": "evalplus", "code": code, "entry_point": p["entry_point"], "tests": [],
-                         "_missing": why})
+            rows.append(
+                {
+                    "id": rid,
+                    "format": "evalplus",
+                    "code": code,
+                    "entry_point": p["entry_point"],
+                    "tests": [],
+                    "_missing": why,
+                }
+            )
             continue
         if tid not in cache:
             atol = _atol(p)
             nb = len(e["base"])
             if e.get("missing"):  # an opaque expected value equals nothing: the input fails
                 gone = {"$": "obj", "n": "no expected output (the reference failed: %s)" % str(e.get("detail"))[:120]}
-                e = dict(e, base=[gone if i in e["missing"] else x for i, x in enumerate(e["base"])],
-                         plus=[gone if nb + i in e["missing"] else x for i, x in enumerate(e["plus"])])
+                e = dict(
+                    e,
+                    base=[gone if i in e["missing"] else x for i, x in enumerate(e["base"])],
+                    plus=[gone if nb + i in e["missing"] else x for i, x in enumerate(e["plus"])],
+                )
             lim_b = _limits(e["base_time"], min_time_limit, gt_time_limit_factor)
             # test dicts (the engine also takes their JSON text); one list object per task, so
             # gift.sandbox parses it once for all the task's samples
-            tests = [{"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 0}
-                     for a, x, lim in zip(enc_inputs(p, "base_input"), e["base"], lim_b)]
+            tests = [
+                {"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 0}
+                for a, x, lim in zip(enc_inputs(p, "base_input"), e["base"], lim_b)
+            ]
             if not base_only:
                 lim_p = _limits(e["plus_time"], min_time_limit, gt_time_limit_factor)
-                tests += [{"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 1}
-                          for a, x, lim in zip(enc_inputs(p, "plus_input"), e["plus"], lim_p)]
+                tests += [
+                    {"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 1}
+                    for a, x, lim in zip(enc_inputs(p, "plus_input"), e["plus"], lim_p)
+                ]
             cache[tid] = tests
-        rows.append({"id": rid, "format": "evalplus", "code": code, "entry_point": p["entry_point"],
-                     "tests": cache[tid], "dataset": _kind(p), "stop_first": True, "mem_mb": mem_mb})
+        rows.append(
+            {
+                "id": rid,
+                "format": "evalplus",
+                "code": code,
+                "entry_point": p["entry_point"],
+                "tests": cache[tid],
+                "dataset": _kind(p),
+                "stop_first": True,
+                "mem_mb": mem_mb,
+            }
+        )
     return rows, sorted(notes)
 
 
-def evaluate(problems: list[dict], samples: list[dict], expected: dict | str | None, *, workers: int | None = None,
-             base_only: bool = False, min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
-             gt_time_limit_factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR, ks: Iterable[int] = (1, 10, 100),
-             mem_mb: int = 4096, humaneval_timeout_s: float = 3.0, progress: bool = False) -> dict:
+def evaluate(
+    problems: list[dict],
+    samples: list[dict],
+    expected: dict | str | None,
+    *,
+    workers: int | None = None,
+    base_only: bool = False,
+    min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
+    gt_time_limit_factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,
+    ks: Iterable[int] = (1, 10, 100),
+    mem_mb: int = 4096,
+    humaneval_timeout_s: float = 3.0,
+    progress: bool = False,
+) -> dict:
     """Per-sample verdicts and scores.
 
     ``samples``: dicts with ``task_id`` and ``solution`` (full program; ``code`` or EvalPlus's
@@ -293,9 +410,16 @@ def evaluate(problems: list[dict], samples: list[dict], expected: dict | str | N
     if isinstance(expected, str):
         expected = load_expected(expected)
     samples = list(samples)
-    rows, notes = build_rows(problems, samples, expected or {}, base_only=base_only, min_time_limit=min_time_limit,
-                             gt_time_limit_factor=gt_time_limit_factor, mem_mb=mem_mb,
-                             humaneval_timeout_s=humaneval_timeout_s)
+    rows, notes = build_rows(
+        problems,
+        samples,
+        expected or {},
+        base_only=base_only,
+        min_time_limit=min_time_limit,
+        gt_time_limit_factor=gt_time_limit_factor,
+        mem_mb=mem_mb,
+        humaneval_timeout_s=humaneval_timeout_s,
+    )
     run_idx = [i for i, r in enumerate(rows) if "_missing" not in r]
     verdicts: list[dict | None] = [None] * len(rows)
     for i, v in zip(run_idx, execute([rows[i] for i in run_idx], workers=workers, progress=progress)):
@@ -308,17 +432,35 @@ def evaluate(problems: list[dict], samples: list[dict], expected: dict | str | N
         per_task_idx[tid] = idx + 1
         res = {"task_id": tid, "index": s.get("index", idx), "mode": s.get("mode")}
         if v is None:
-            res.update(base=False, plus=False if not base_only else None, status="error", detail=r["_missing"],
-                       tests_passed=0, tests_total=0)
+            res.update(
+                base=False,
+                plus=False if not base_only else None,
+                status="error",
+                detail=r["_missing"],
+                tests_passed=0,
+                tests_total=0,
+            )
         elif r["format"] != "evalplus":
-            res.update(base=bool(v["passed"]), plus=None, status=v["status"], detail=v["detail"],
-                       tests_passed=v["tests_passed"], tests_total=v["tests_total"])
+            res.update(
+                base=bool(v["passed"]),
+                plus=None,
+                status=v["status"],
+                detail=v["detail"],
+                tests_passed=v["tests_passed"],
+                tests_total=v["tests_total"],
+            )
         else:
             g = v.get("groups") or []
             base = bool(g and g[0]["passed"])
             plus = None if base_only else bool(base and (len(g) < 2 or g[1]["passed"]))  # no plus inputs: as base
-            res.update(base=base, plus=plus, status=v["status"], detail=v["detail"],
-                       tests_passed=v["tests_passed"], tests_total=v["tests_total"])
+            res.update(
+                base=base,
+                plus=plus,
+                status=v["status"],
+                detail=v["detail"],
+                tests_passed=v["tests_passed"],
+                tests_total=v["tests_total"],
+            )
         results.append(res)
     return {**_scores(problems, results, ks, base_only), "samples": results, "notes": notes}
 
@@ -336,12 +478,25 @@ def _scores(problems: list[dict], results: list[dict], ks: Iterable[int], base_o
     for i, b in enumerate(base_rows):
         q = plus_rows[i] if plus_rows else None
         head = q or b  # the headline benchmark's per-task pass@k: plus where it applies
-        per_task.append({"task_id": b["task_id"], "n": b["n"], "c_base": b["c"], "c_plus": q["c"] if q else None,
-                         "greedy_base": b["greedy"], "greedy_plus": q["greedy"] if q else None,
-                         **{k: v for k, v in head.items() if k.startswith("pass@")}})
+        per_task.append(
+            {
+                "task_id": b["task_id"],
+                "n": b["n"],
+                "c_base": b["c"],
+                "c_plus": q["c"] if q else None,
+                "greedy_base": b["greedy"],
+                "greedy_plus": q["greedy"] if q else None,
+                **{k: v for k, v in head.items() if k.startswith("pass@")},
+            }
+        )
     missing = [p["task_id"] for p in problems if p["task_id"] not in have]
-    return {"scores": {"base": base, "plus": plus}, "per_task": per_task, "n_tasks": len(per_task), "n_samples": len(results),
-            "tasks_without_samples": len(missing)}
+    return {
+        "scores": {"base": base, "plus": plus},
+        "per_task": per_task,
+        "n_tasks": len(per_task),
+        "n_samples": len(results),
+        "tasks_without_samples": len(missing),
+    }
 
 
 BENCHMARK_NAMES = {"mbpp": ("MBPP", "MBPP+"), "humaneval": ("HumanEval", "HumanEval+")}
@@ -381,9 +536,21 @@ def main(argv: list[str] | None = None) -> int:
         d = compute_expected(problems, a.out, workers=a.workers, force=a.force, dataset_path=a.data, progress=True)
         print(f"{d['n_tasks']} tasks, {d['n_errors']} reference errors, cache {d['cache']} -> {a.out}", file=sys.stderr)
         return 0
-    exp = compute_expected(problems, a.expected, workers=a.workers, dataset_path=a.data) if any(map(_has_plus, problems)) else {}
-    res = evaluate(problems, read_jsonl(a.samples), exp, workers=a.workers, base_only=a.base_only,
-                   min_time_limit=a.min_time_limit, gt_time_limit_factor=a.gt_time_limit_factor, progress=True)
+    exp = (
+        compute_expected(problems, a.expected, workers=a.workers, dataset_path=a.data)
+        if any(map(_has_plus, problems))
+        else {}
+    )
+    res = evaluate(
+        problems,
+        read_jsonl(a.samples),
+        exp,
+        workers=a.workers,
+        base_only=a.base_only,
+        min_time_limit=a.min_time_limit,
+        gt_time_limit_factor=a.gt_time_limit_factor,
+        progress=True,
+    )
     _write_atomic(a.out, res)
     print(json.dumps(res["scores"]), file=sys.stderr)
     for n in res["notes"]:

@@ -25,8 +25,30 @@ def deserialize_inputs(task_id: str, inputs: list) -> list:
     if not str(task_id).startswith("Mbpp/"):
         return inputs
     n = int(str(task_id).split("/")[-1])
-    if n in (2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596, 616, 630, 726,
-             740, 744, 809):
+    if n in (
+        2,
+        116,
+        132,
+        143,
+        222,
+        261,
+        273,
+        394,
+        399,
+        421,
+        424,
+        429,
+        470,
+        560,
+        579,
+        596,
+        616,
+        630,
+        726,
+        740,
+        744,
+        809,
+    ):
         return [[tuple(lst) for lst in inp] for inp in inputs]
     if n in (63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780):
         return [[[tuple(lst) for lst in lst_lst] for lst_lst in inp] for inp in inputs]
@@ -57,7 +79,7 @@ def deserialize_inputs(task_id: str, inputs: list) -> list:
     return inputs
 
 
-_BIG = 10 ** 3000
+_BIG = 10**3000
 
 
 def _to_json(v: Any) -> Any:

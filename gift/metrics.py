@@ -43,7 +43,12 @@ def summarise(results: Iterable[dict], ks: Iterable[int], *, order: list[str] | 
         pool = [r for r in rs if r.get("mode") == "sampled"] if with_modes else rs
         greedy = [r for r in rs if r.get("mode") == "greedy"]
         c = None if any(r[key] is None for r in pool) else sum(bool(r[key]) for r in pool)
-        row = {"task_id": t, "n": len(pool), "c": c, "greedy": None if not greedy or greedy[0][key] is None else bool(greedy[0][key])}
+        row = {
+            "task_id": t,
+            "n": len(pool),
+            "c": c,
+            "greedy": None if not greedy or greedy[0][key] is None else bool(greedy[0][key]),
+        }
         if c is not None:
             for k in ks:
                 if 0 < k <= row["n"]:

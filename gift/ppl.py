@@ -25,7 +25,9 @@ def token_nll(logits, labels):
 
     shift_logits = logits[:, :-1, :]
     shift_labels = labels[:, 1:]
-    nll = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none")
+    nll = F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
+    )
     return nll.view(shift_labels.shape)
 
 
@@ -43,6 +45,13 @@ def score_pool(backend, problems: list[dict], pool: list[dict], *, layout, condi
     scores = backend.score(prompts, targets, desc="ppl") if pool else []
     out = []
     for row, (nll, ntok) in zip(pool, scores):
-        out.append({**{k: row[k] for k in ("task_id", "iteration", "sample", "code")}, "nll": nll, "n_tokens": ntok,
-                    "ppl": perplexity(nll, ntok), "condition": condition})
+        out.append(
+            {
+                **{k: row[k] for k in ("task_id", "iteration", "sample", "code")},
+                "nll": nll,
+                "n_tokens": ntok,
+                "ppl": perplexity(nll, ntok),
+                "condition": condition,
+            }
+        )
     return out

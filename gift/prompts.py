@@ -34,8 +34,10 @@ LAYOUTS = ("chat", "authors")
 TARGETS = ("after_first_def", "after_entry_def")
 
 # The one in-context example of the rewrite prompt (RFT+RD; written for this project).
-REWRITE_EXAMPLE = ("Write a function to find the maximum of two numbers.",
-                   "Implement a function that takes two numbers and returns the larger one.")
+REWRITE_EXAMPLE = (
+    "Write a function to find the maximum of two numbers.",
+    "Implement a function that takes two numbers and returns the larger one.",
+)
 
 
 def truncate(text: str, stops) -> str:
@@ -65,7 +67,12 @@ def strip_docstrings(code: str) -> str:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return ast.unparse(tree) + "\n"
 
@@ -85,7 +92,7 @@ def extract_fenced(text: str) -> str:
     if blocks and blocks[0][1].strip():
         return blocks[0][1].strip("\n") + "\n"
     m = re.search(r"^(def |import |from |class )", text, re.M)
-    return (text[m.start():].strip("\n") + "\n") if m else ""
+    return (text[m.start() :].strip("\n") + "\n") if m else ""
 
 
 def cut_after_fence(text: str) -> str:
@@ -118,7 +125,10 @@ class ChatLayout:
         return "\n\n".join(parts)
 
     def code_prompt(self, tok, description: str, problem: dict) -> str:
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": self.request(description, problem)}]
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": self.request(description, problem)},
+        ]
         return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def stops(self, problem: dict | None = None, stage: str = "chain"):
@@ -277,22 +287,22 @@ class AuthorsLayout:
             lines = code.split("\n")
             for i, line in enumerate(lines):
                 if entry and re.match(rf"\s*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", line):
-                    return "\n" + "\n".join(lines[i + 1:])
+                    return "\n" + "\n".join(lines[i + 1 :])
         try:
             h = head(code)
         except ValueError:
             return code
-        return code[len(h):]
+        return code[len(h) :]
 
     def ppl_pair(self, tok, code: str, problem: dict, description: str, source_description: str | None = None):
         """(prompt, target) of the authors' perplexity: the prompt ends with the closing quotes of the
         docstring (``description``'s), the target is the code after the code's own docstring."""
         own = self.code_prompt(tok, source_description if source_description is not None else description, problem)
         if code.startswith(own):
-            rest = code[len(own) - 1:]
+            rest = code[len(own) - 1 :]
         else:
             m = re.search(r'def\s+\w+\s*\([^)]*\)\s*(?:->[^:]*)?:\s*"""[\s\S]*?"""', code)
-            rest = code[m.end():] if m else self.target(code, problem)
+            rest = code[m.end() :] if m else self.target(code, problem)
         return self.code_prompt(tok, description, problem)[:-1], rest
 
     # code -> description
@@ -301,8 +311,10 @@ class AuthorsLayout:
 
     def describe_prompt(self, tok, code: str, example: tuple[str, str]) -> str:
         ex_code, ex_desc = example
-        return (f"###Code:\n{_normalise(ex_code)}\n###Description of the given code:\n{ex_desc}\n\n"
-                f"###Code:\n{self.describe_code(code)}\n###Description of the given code:\n")
+        return (
+            f"###Code:\n{_normalise(ex_code)}\n###Description of the given code:\n{ex_desc}\n\n"
+            f"###Code:\n{self.describe_code(code)}\n###Description of the given code:\n"
+        )
 
     description_stops = DESCRIPTION_STOPS
 
@@ -313,8 +325,10 @@ class AuthorsLayout:
 
     def rewrite_prompt(self, tok, description: str, example: tuple[str, str] = REWRITE_EXAMPLE) -> str:
         ex_src, ex_new = example
-        return (f"###Description:\n{ex_src.strip()}\n###Rewritten description:\n{ex_new.strip()}\n\n"
-                f"###Description:\n{description.strip()}\n###Rewritten description:\n")
+        return (
+            f"###Description:\n{ex_src.strip()}\n###Rewritten description:\n{ex_new.strip()}\n\n"
+            f"###Description:\n{description.strip()}\n###Rewritten description:\n"
+        )
 
 
 def make_layout(name: str, **options):

@@ -25,8 +25,19 @@ def load_published(path: str | Path = DEFAULT_PATH):
     no source note: every number must say where in the paper it was read."""
     import pandas as pd
 
-    df = pd.read_csv(path, dtype={"table": str, "page": str, "model": str, "dataset": str, "method": str,
-                                  "metric": str, "source_note": str}, keep_default_na=False)
+    df = pd.read_csv(
+        path,
+        dtype={
+            "table": str,
+            "page": str,
+            "model": str,
+            "dataset": str,
+            "method": str,
+            "metric": str,
+            "source_note": str,
+        },
+        keep_default_na=False,
+    )
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing} (expected {COLUMNS})")
@@ -43,8 +54,16 @@ def load_published(path: str | Path = DEFAULT_PATH):
     return df
 
 
-def ours_from_scores(score_files: Iterable[str | Path], *, model: str, dataset: str, metric: str = "pass@1",
-                     score_key: str = "pass@1_greedy", percent: bool = True, run: str = ""):
+def ours_from_scores(
+    score_files: Iterable[str | Path],
+    *,
+    model: str,
+    dataset: str,
+    metric: str = "pass@1",
+    score_key: str = "pass@1_greedy",
+    percent: bool = True,
+    run: str = "",
+):
     """This workflow's numbers in the published layout (``model, dataset, method, metric, value, run``)
     from ``eval/<method>/scores.json`` files. The paper reports greedy pass@1 in percent, hence the
     defaults. ``model`` and ``dataset`` must use the published CSV's spelling."""
@@ -57,8 +76,16 @@ def ours_from_scores(score_files: Iterable[str | Path], *, model: str, dataset: 
         s = read_json(f)
         if score_key not in s:
             raise ValueError(f"{f}: no {score_key!r} (has {sorted(s)})")
-        rows.append({"model": model, "dataset": dataset, "method": s["model"], "metric": metric,
-                     "value": (100.0 if percent else 1.0) * float(s[score_key]), "run": run or str(Path(f).parent.parent.parent)})
+        rows.append(
+            {
+                "model": model,
+                "dataset": dataset,
+                "method": s["model"],
+                "metric": metric,
+                "value": (100.0 if percent else 1.0) * float(s[score_key]),
+                "run": run or str(Path(f).parent.parent.parent),
+            }
+        )
     return pd.DataFrame(rows, columns=["model", "dataset", "method", "metric", "value", "run"])
 
 

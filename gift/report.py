@@ -18,9 +18,16 @@ def iteration_pass_rates(test_files: list[str]):
         pool = Path(f).parent.parent.name
         it = int(Path(f).parent.name.removeprefix("iter"))
         n = len(res)
-        rows.append({"pool": pool, "iteration": it, "samples": n, "passed": sum(r["passed"] for r in res),
-                     "pass_rate": sum(r["passed"] for r in res) / n if n else 0.0,
-                     "problems_solved": len({r["task_id"] for r in res if r["passed"]})})
+        rows.append(
+            {
+                "pool": pool,
+                "iteration": it,
+                "samples": n,
+                "passed": sum(r["passed"] for r in res),
+                "pass_rate": sum(r["passed"] for r in res) / n if n else 0.0,
+                "problems_solved": len({r["task_id"] for r in res if r["passed"]}),
+            }
+        )
     return pd.DataFrame(rows).sort_values(["pool", "iteration"]).reset_index(drop=True)
 
 
@@ -61,7 +68,11 @@ def figure_ppl(ppl_files: list[str], path: str) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    names = {"gibbs": "GiFT pool\n(Gibbs chain)", "rft": "RFT pool\n(seed description)", "rft_rd": "RFT+RD pool\n(rewritten descriptions)"}
+    names = {
+        "gibbs": "GiFT pool\n(Gibbs chain)",
+        "rft": "RFT pool\n(seed description)",
+        "rft_rd": "RFT+RD pool\n(rewritten descriptions)",
+    }
     groups = []
     for f in ppl_files:
         scored = read_jsonl(f)
@@ -95,7 +106,13 @@ def _ppl_rows(ax, groups: list[tuple[str, list[dict]]], empty: str) -> None:
 
 def summary(test_files, pool_files, selected_files, score_files) -> dict:
     it = iteration_pass_rates(test_files)
-    out = {"passing_samples_per_iteration": {}, "pool_sizes": {}, "pool_problems_covered": {}, "selected_sizes": {}, "scores": {}}
+    out = {
+        "passing_samples_per_iteration": {},
+        "pool_sizes": {},
+        "pool_problems_covered": {},
+        "selected_sizes": {},
+        "scores": {},
+    }
     for pool, g in it.groupby("pool"):
         out["passing_samples_per_iteration"][pool] = [f"{int(r.passed)}/{int(r.samples)}" for r in g.itertuples()]
     for f in pool_files:
@@ -128,7 +145,13 @@ def figure_analysis(distinct_passing, growth, drift, path: str) -> None:
     bars = [names.get(p, p).replace(" (", "\n(") for p in pools]
     ax.bar(bars, [int(total[f"{p}_distinct"]) for p in pools], color=sns.color_palette()[: len(pools)])
     for k, p in enumerate(pools):
-        ax.text(k, int(total[f"{p}_distinct"]), f"{int(total[f'{p}_distinct'])} of {int(total[f'{p}_codes'])}", ha="center", va="bottom")
+        ax.text(
+            k,
+            int(total[f"{p}_distinct"]),
+            f"{int(total[f'{p}_distinct'])} of {int(total[f'{p}_codes'])}",
+            ha="center",
+            va="bottom",
+        )
     ax.set_ylim(0, max([int(total[f"{p}_distinct"]) for p in pools] + [1]) * 1.25)
     ax.set_ylabel("Distinct passing solutions")
     ax.set_title("Diversity at equal sample budget")
@@ -180,13 +203,15 @@ def figure_selection(df, selected_files: list[str], path: str) -> None:
     a.set_title("Training codes drawn by each selection")
     g = df[df["pool"] == "gibbs"].copy()
     if len(g):
-        g["selection"] = g.apply(lambda r: r["weighting"] + (f" T={r['temperature']:g}" if r["weighting"] == "softmax" else ""),
-                                 axis=1)
+        g["selection"] = g.apply(
+            lambda r: r["weighting"] + (f" T={r['temperature']:g}" if r["weighting"] == "softmax" else ""), axis=1
+        )
         # methods that share a point (same iterations, same score) are dodged sideways a little, so each is visible
         sels = list(dict.fromkeys(g["selection"]))
         width = 0.3 if len(sels) > 1 else 0.0
-        g["x"] = g["iterations"] + [width * (sels.index(v) / max(1, len(sels) - 1) - 0.5) if width else 0.0
-                                    for v in g["selection"]]
+        g["x"] = g["iterations"] + [
+            width * (sels.index(v) / max(1, len(sels) - 1) - 0.5) if width else 0.0 for v in g["selection"]
+        ]
         sns.lineplot(data=g.sort_values("iterations"), x="x", y="pass@1 (greedy)", hue="selection", marker="o", ax=b)
         b.set_xticks(sorted(g["iterations"].unique()))
         b.legend(title=None, fontsize=8)
@@ -211,18 +236,24 @@ def figure_scores(df, path: str) -> None:
     metrics = [c for c in df.columns if "pass@" in c and f"{c} lower" in df.columns]
     plus = [c for c in metrics if c.split(" pass@")[0].endswith("+")]
     metrics = plus or metrics
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.8 + 0.45 * len(df)), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(3.6 * len(metrics), 0.8 + 0.45 * len(df)), sharey=True, squeeze=False
+    )
     colors = sns.color_palette(n_colors=len(df))
     for ax, m in zip(axes[0], metrics):
         for k, row in enumerate(df.itertuples(index=False)):
             r = dict(zip(df.columns, row))
-            ax.errorbar(r[m], k, xerr=[[r[m] - r[f"{m} lower"]], [r[f"{m} upper"] - r[m]]], fmt="o", color=colors[k], capsize=3)
+            ax.errorbar(
+                r[m], k, xerr=[[r[m] - r[f"{m} lower"]], [r[f"{m} upper"] - r[m]]], fmt="o", color=colors[k], capsize=3
+            )
         ax.set_yticks(range(len(df)))
         ax.set_yticklabels(df["method"])
         ax.invert_yaxis()
         ax.set_xlim(-2, 102)
         ax.set_xlabel(f"{m} (%)")
-    axes[0][0].set_title(f"95 % bootstrap intervals over {int(df['problems'].iloc[0])} problems", loc="left", fontsize=9)
+    axes[0][0].set_title(
+        f"95 % bootstrap intervals over {int(df['problems'].iloc[0])} problems", loc="left", fontsize=9
+    )
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

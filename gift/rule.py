@@ -16,7 +16,9 @@ def setup(smk) -> dict:
         f = open(str(smk.log[0]), "a", buffering=1)
         sys.stderr = f
         os.dup2(f.fileno(), 2)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
+    )
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

@@ -25,7 +25,9 @@ def _rng(seed: int):
     return np.random.default_rng(int(seed))
 
 
-def bootstrap_ci(values: Sequence[float], *, b: int = DEFAULT_B, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: Sequence[float], *, b: int = DEFAULT_B, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
     """(mean, lower, upper): the percentile bootstrap interval of the mean of ``values`` (one per problem)."""
     import numpy as np
 
@@ -38,8 +40,9 @@ def bootstrap_ci(values: Sequence[float], *, b: int = DEFAULT_B, seed: int = 0, 
     return float(x.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
-def paired_bootstrap(a: Sequence[float], b_: Sequence[float], *, b: int = DEFAULT_B, seed: int = 0,
-                     level: float = 0.95) -> dict:
+def paired_bootstrap(
+    a: Sequence[float], b_: Sequence[float], *, b: int = DEFAULT_B, seed: int = 0, level: float = 0.95
+) -> dict:
     """The mean difference ``a - b_`` over paired problems, its percentile bootstrap interval, and the
     two-sided bootstrap p-value (twice the smaller share of resampled differences on either side of 0)."""
     import numpy as np
@@ -57,8 +60,13 @@ def paired_bootstrap(a: Sequence[float], b_: Sequence[float], *, b: int = DEFAUL
         p = 1.0
     else:
         p = float(min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean())))
-    return {"difference": float(d.mean()), "lower": float(np.quantile(means, q)), "upper": float(np.quantile(means, 1 - q)),
-            "p": p, "n": int(d.size)}
+    return {
+        "difference": float(d.mean()),
+        "lower": float(np.quantile(means, q)),
+        "upper": float(np.quantile(means, 1 - q)),
+        "p": p,
+        "n": int(d.size),
+    }
 
 
 def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
@@ -70,5 +78,5 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
     only_b = sum(1 for x, y in zip(a, b) if y and not x)
     n = only_a + only_b
     k = min(only_a, only_b)
-    tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n if n else 1.0
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2**n if n else 1.0
     return {"only_a": only_a, "only_b": only_b, "p": min(1.0, 2 * tail)}

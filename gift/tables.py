@@ -15,12 +15,20 @@ from .io import atomic_path, read_json, read_jsonl, write_text
 from .metrics import pass_at_k
 from .stats import bootstrap_ci, mcnemar_exact, paired_bootstrap
 
-METHOD_LABELS = {"base": "Base model", "rft": "RFT", "rft_rd": "RFT+RD", "gift_noppl": "GiFT w/o PPL selection", "gift": "GiFT"}
+METHOD_LABELS = {
+    "base": "Base model",
+    "rft": "RFT",
+    "rft_rd": "RFT+RD",
+    "gift_noppl": "GiFT w/o PPL selection",
+    "gift": "GiFT",
+}
 # markers in the main table: the paired 95 % interval of the difference excludes 0
 MARKERS = {"base": "†", "rft": "‡"}
-PAIRED_CAPTION = ("Paired comparisons on the same test problems: difference of the fine-tuned method minus the reference "
-                  "(percentage points) with its 95 % paired bootstrap interval over problems (10,000 resamples) and "
-                  "bootstrap p-value; for greedy pass@1 also McNemar's exact test (problems solved by one model only).")
+PAIRED_CAPTION = (
+    "Paired comparisons on the same test problems: difference of the fine-tuned method minus the reference "
+    "(percentage points) with its 95 % paired bootstrap interval over problems (10,000 resamples) and "
+    "bootstrap p-value; for greedy pass@1 also McNemar's exact test (problems solved by one model only)."
+)
 
 
 def label(method: str) -> str:
@@ -40,12 +48,14 @@ def problem_values(scores: dict, per_problem: list[dict]) -> dict[str, dict[str,
     for bench, sc in groups:
         pre = f"{bench} " if bench else ""
         headline = not bench or bench == scores.get("headline")
-        out[f"{pre}pass@1 (greedy)"] = {r["task_id"]: float(r["greedy_passed"] if headline else r["greedy_passed_base"])
-                                        for r in per_problem}
+        out[f"{pre}pass@1 (greedy)"] = {
+            r["task_id"]: float(r["greedy_passed"] if headline else r["greedy_passed_base"]) for r in per_problem
+        }
         for key in _sampled_keys(sc):
             k = int(key[5:])
-            out[f"{pre}{key} (sampled)"] = {r["task_id"]: (r[key] if headline else pass_at_k(r["n"], r["c_base"], k))
-                                            for r in per_problem}
+            out[f"{pre}{key} (sampled)"] = {
+                r["task_id"]: (r[key] if headline else pass_at_k(r["n"], r["c_base"], k)) for r in per_problem
+            }
     return out
 
 
@@ -75,8 +85,14 @@ def main_table(score_files: list[str], per_problem_files: list[str], *, b: int =
         row = {"method": label(m), "problems": s["n_problems"]}
         _interval_columns(row, values, b, seed)
         for col in values:
-            row[f"{col} marker"] = "".join(sym for ref, sym in MARKERS.items() if ref in models and ref != m and m != "base"
-                                           and _excludes_zero(values[col], models[ref][1][col], b, seed))
+            row[f"{col} marker"] = "".join(
+                sym
+                for ref, sym in MARKERS.items()
+                if ref in models
+                and ref != m
+                and m != "base"
+                and _excludes_zero(values[col], models[ref][1][col], b, seed)
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -96,8 +112,15 @@ def _excludes_zero(a: dict, b_: dict, b: int, seed: int) -> bool:
     return r["lower"] > 0 or r["upper"] < 0
 
 
-def paired_table(score_files: list[str], per_problem_files: list[str], *, references=("base", "rft"), b: int = 10000, seed: int = 0,
-                 values: dict | None = None):
+def paired_table(
+    score_files: list[str],
+    per_problem_files: list[str],
+    *,
+    references=("base", "rft"),
+    b: int = 10000,
+    seed: int = 0,
+    values: dict | None = None,
+):
     """Every fine-tuned method against each reference model, metric by metric, paired by problem (``values``:
     model -> (scores, per-problem values) instead of files)."""
     import pandas as pd
@@ -111,13 +134,26 @@ def paired_table(score_files: list[str], per_problem_files: list[str], *, refere
             for col, by_task in values.items():
                 x, y = _paired(by_task, models[ref][1][col])
                 r = paired_bootstrap(x, y, b=b, seed=seed)
-                row = {"method": label(m), "versus": label(ref), "metric": col, "problems": r["n"],
-                       "difference": _pp(r["difference"]), "lower": _pp(r["lower"]), "upper": _pp(r["upper"]),
-                       "bootstrap p": r["p"], "distinguishable": bool(r["lower"] > 0 or r["upper"] < 0)}
+                row = {
+                    "method": label(m),
+                    "versus": label(ref),
+                    "metric": col,
+                    "problems": r["n"],
+                    "difference": _pp(r["difference"]),
+                    "lower": _pp(r["lower"]),
+                    "upper": _pp(r["upper"]),
+                    "bootstrap p": r["p"],
+                    "distinguishable": bool(r["lower"] > 0 or r["upper"] < 0),
+                }
                 if "(greedy)" in col:
                     mc = mcnemar_exact([v > 0.5 for v in x], [v > 0.5 for v in y])
-                    row.update({"solved by method only": mc["only_a"], "solved by reference only": mc["only_b"],
-                                "McNemar exact p": mc["p"]})
+                    row.update(
+                        {
+                            "solved by method only": mc["only_a"],
+                            "solved by reference only": mc["only_b"],
+                            "McNemar exact p": mc["p"],
+                        }
+                    )
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -151,8 +187,9 @@ def replicates_table(score_files: list[str], per_problem_files: list[str]):
     return pd.DataFrame(rows)
 
 
-def replicates_paired_table(score_files: list[str], per_problem_files: list[str], *, references=("base", "rft"),
-                            b: int = 10000, seed: int = 0):
+def replicates_paired_table(
+    score_files: list[str], per_problem_files: list[str], *, references=("base", "rft"), b: int = 10000, seed: int = 0
+):
     """The paired comparisons pooled over seeds: a pair is (seed, problem), resampled together."""
     runs = _by_seed(score_files, per_problem_files)
     pooled: dict[str, dict[str, dict[str, float]]] = {}
@@ -185,8 +222,17 @@ def epochs_table(score_files: list[str], epochs: int):
     return pd.DataFrame(rows).sort_values(["method", "epoch"], kind="stable").reset_index(drop=True)
 
 
-def selection_table(methods: dict, T: int, score_files: list[str], selected_files: list[str], ppl_files: list[str],
-                    per_problem_files: list[str] | None = None, *, b: int = 10000, seed: int = 0):
+def selection_table(
+    methods: dict,
+    T: int,
+    score_files: list[str],
+    selected_files: list[str],
+    ppl_files: list[str],
+    per_problem_files: list[str] | None = None,
+    *,
+    b: int = 10000,
+    seed: int = 0,
+):
     """The selection ablation (and the effect of the number of Gibbs iterations): one row per fine-tuned
     method with how its training codes were drawn (pool, weighting, temperature, iterations of the chain
     used), what was drawn (codes, distinct codes after AST normalisation, mean PPL and iteration of the
@@ -197,7 +243,10 @@ def selection_table(methods: dict, T: int, score_files: list[str], selected_file
     from .normalize import normalize_code
 
     pools = {Path(f).stem: read_jsonl(f) for f in ppl_files}
-    scores = {read_json(f)["model"]: (read_json(f), pf) for f, pf in zip(score_files, per_problem_files or [None] * len(score_files))}
+    scores = {
+        read_json(f)["model"]: (read_json(f), pf)
+        for f, pf in zip(score_files, per_problem_files or [None] * len(score_files))
+    }
     selected = {Path(f).stem: read_jsonl(f) for f in selected_files}
     rows = []
     for m, spec in methods.items():
@@ -208,21 +257,27 @@ def selection_table(methods: dict, T: int, score_files: list[str], selected_file
             ppls = sorted(r["ppl"] for r in pool if r["task_id"] == tid)
             q75[tid] = ppls[int(0.75 * (len(ppls) - 1))] if len(ppls) > 1 else float("inf")
         sc, pf = scores.get(m, ({}, None))
-        row = {"method": label(m), "pool": spec["pool"], "weighting": spec["weighting"],
-               "temperature": spec.get("temperature", 2.0) if spec["weighting"] == "softmax" else float("nan"),
-               "iterations": spec.get("iterations") or T, "selected": len(sel),
-               "distinct selected": len({(r["task_id"], normalize_code(r["code"])) for r in sel}),
-               "mean PPL selected": sum(r["ppl"] for r in sel) / len(sel) if sel else float("nan"),
-               "upper-quartile share": (sum(r["ppl"] > q75.get(r["task_id"], float("inf")) for r in sel) / len(sel)
-                                        if sel else float("nan")),
-               "mean iteration selected": sum(r.get("iteration", 0) for r in sel) / len(sel) if sel else float("nan")}
+        row = {
+            "method": label(m),
+            "pool": spec["pool"],
+            "weighting": spec["weighting"],
+            "temperature": spec.get("temperature", 2.0) if spec["weighting"] == "softmax" else float("nan"),
+            "iterations": spec.get("iterations") or T,
+            "selected": len(sel),
+            "distinct selected": len({(r["task_id"], normalize_code(r["code"])) for r in sel}),
+            "mean PPL selected": sum(r["ppl"] for r in sel) / len(sel) if sel else float("nan"),
+            "upper-quartile share": (
+                sum(r["ppl"] > q75.get(r["task_id"], float("inf")) for r in sel) / len(sel) if sel else float("nan")
+            ),
+            "mean iteration selected": sum(r.get("iteration", 0) for r in sel) / len(sel) if sel else float("nan"),
+        }
         row["pass@1 (greedy)"] = 100 * sc["pass@1_greedy"] if "pass@1_greedy" in sc else float("nan")
         for key in _sampled_keys(sc):
             row[f"{key} (sampled)"] = 100 * sc[key]
         if pf:  # the headline benchmark's intervals (MBPP+ on an EvalPlus test set)
             values = problem_values(sc, read_jsonl(pf))
             head = f"{sc['headline']} " if sc.get("benchmarks") else ""
-            _interval_columns(row, {c[len(head):]: v for c, v in values.items() if c.startswith(head)}, b, seed)
+            _interval_columns(row, {c[len(head) :]: v for c, v in values.items() if c.startswith(head)}, b, seed)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -240,8 +295,10 @@ def _shown(df):
             shown[c] = [f"{v:.1f} ± {sd:.1f}" for v, sd in zip(df[c], df[f"{c} sd"])]
         elif f"{c} lower" in df.columns:
             marks = df[f"{c} marker"] if f"{c} marker" in df.columns else [""] * len(df)
-            shown[c] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]{mk}" if v == v else "nan"
-                        for v, lo, hi, mk in zip(df[c], df[f"{c} lower"], df[f"{c} upper"], marks)]
+            shown[c] = [
+                f"{v:.1f} [{lo:.1f}, {hi:.1f}]{mk}" if v == v else "nan"
+                for v, lo, hi, mk in zip(df[c], df[f"{c} lower"], df[f"{c} upper"], marks)
+            ]
         elif not is_numeric_dtype(df[c]) or df[c].dtype == bool:
             continue
         elif "pass@" in c or c in ("difference", "lower", "upper"):
@@ -261,15 +318,28 @@ def write_table(df, csv: str, md: str, tex: str | None, caption: str) -> None:
     if tex is None:
         return
     cols = "l" + "r" * (len(shown.columns) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(_tex(c) for c in shown.columns) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\begin{{tabular}}{{{cols}}}",
+        r"\toprule",
+        " & ".join(_tex(c) for c in shown.columns) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_tex(str(v)) for v in r) + r" \\" for r in shown.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", r"\end{table}"]
     write_text(tex, "\n".join(lines) + "\n")
 
 
 def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("†", r"$^\dagger$"),
-                 ("‡", r"$^\ddagger$")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("†", r"$^\dagger$"),
+        ("‡", r"$^\ddagger$"),
+    ):
         s = s.replace(a, b)
     return s

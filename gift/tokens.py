@@ -59,4 +59,4 @@ class Tokenization:
         if self.pair == "separate":
             return p, list(tok(target, add_special_tokens=False)["input_ids"]) + eos
         whole = self.encode(tok, prompt + target)
-        return whole[: len(p)], whole[len(p):] + eos
+        return whole[: len(p)], whole[len(p) :] + eos

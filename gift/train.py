@@ -34,12 +34,15 @@ def build_examples(problems: list[dict], selected: list[dict], include_original:
     ex = []
     if include_original:
         ex += [{"task_id": p["task_id"], "code": p["reference"], "origin": "original"} for p in problems]
-    ex += [{"task_id": s["task_id"], "code": s["code"], "origin": "selected"} for s in selected if s["task_id"] in by_id]
+    ex += [
+        {"task_id": s["task_id"], "code": s["code"], "origin": "selected"} for s in selected if s["task_id"] in by_id
+    ]
     return ex
 
 
-def tokenize_examples(tok, problems: list[dict], examples: list[dict], layout, max_length: int,
-                      tokenization: Tokenization | None = None):
+def tokenize_examples(
+    tok, problems: list[dict], examples: list[dict], layout, max_length: int, tokenization: Tokenization | None = None
+):
     """(input ids, labels) per example: the seed prompt (masked, label -100) and the layout's target of the
     code; examples longer than ``max_length`` tokens are dropped (returned as a count)."""
     tokenization = tokenization or Tokenization()
@@ -100,8 +103,16 @@ def _save(accelerator, model, tok, folder: Path, stats: dict, lora: bool) -> Non
     accelerator.wait_for_everyone()
 
 
-def finetune(model_path: str, problems: list[dict], selected: list[dict], out_dir: str, cfg: dict, layout="chat",
-             device: str = "auto", progress: bool = True) -> dict:
+def finetune(
+    model_path: str,
+    problems: list[dict],
+    selected: list[dict],
+    out_dir: str,
+    cfg: dict,
+    layout="chat",
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Fine-tune through Hugging Face Accelerate: one process on a CPU or GPU when run directly, many GPUs
     with DeepSpeed ZeRO when started with ``accelerate launch --config_file config/accelerate/...``.
     ``cfg["lora"]`` switches to LoRA adapters (PEFT), merged into the saved checkpoint. ``layout`` is a
@@ -121,7 +132,9 @@ def finetune(model_path: str, problems: list[dict], selected: list[dict], out_di
     micro = int(cfg["micro_batch_size"])
     world = PartialState(cpu=(device == "cpu")).num_processes
     accum = max(1, int(cfg["batch_size"]) // (micro * world))
-    accelerator = Accelerator(cpu=(device == "cpu"), mixed_precision=cfg.get("mixed_precision", "no"), gradient_accumulation_steps=accum)
+    accelerator = Accelerator(
+        cpu=(device == "cpu"), mixed_precision=cfg.get("mixed_precision", "no"), gradient_accumulation_steps=accum
+    )
     model, tok = model_mod.load(model_path, dtype=cfg.get("dtype", "float32"), device="cpu")
     model.config.use_cache = False
     if cfg.get("gradient_checkpointing"):
@@ -130,37 +143,76 @@ def finetune(model_path: str, problems: list[dict], selected: list[dict], out_di
     if lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=int(lora.get("r", 16)), lora_alpha=int(lora.get("alpha", 32)),
-                                                 lora_dropout=float(lora.get("dropout", 0.05)), target_modules=lora.get("target_modules"),
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=int(lora.get("r", 16)),
+                lora_alpha=int(lora.get("alpha", 32)),
+                lora_dropout=float(lora.get("dropout", 0.05)),
+                target_modules=lora.get("target_modules"),
+                task_type="CAUSAL_LM",
+            ),
+        )
     model.train()
     examples = build_examples(problems, selected, cfg.get("include_original", True))
     items, dropped = tokenize_examples(tok, problems, examples, layout, int(cfg["max_length"]), tokenization)
     if not items:
         raise ValueError("fine-tuning: no training example left (all longer than train.max_length?)")
     epochs = int(cfg["epochs"])
-    loader = torch.utils.data.DataLoader(items, batch_size=micro, shuffle=True, collate_fn=_collate(tok.pad_token_id),
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        items,
+        batch_size=micro,
+        shuffle=True,
+        collate_fn=_collate(tok.pad_token_id),
+        generator=torch.Generator().manual_seed(seed),
+    )
     steps_per_epoch = math.ceil(len(items) / (micro * world * accum))
     total = steps_per_epoch * epochs
     lr, warmup, warm_start = float(cfg["lr"]), int(cfg.get("warmup_steps", 0)), float(cfg.get("warmup_start_lr", 0.0))
     floor = float(cfg.get("lr_floor", 0.0))
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=tuple(cfg.get("betas", (0.9, 0.999))),
-                            eps=float(cfg.get("eps", 1e-6)), weight_decay=float(cfg.get("weight_decay", 0.05)))
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=lr,
+        betas=tuple(cfg.get("betas", (0.9, 0.999))),
+        eps=float(cfg.get("eps", 1e-6)),
+        weight_decay=float(cfg.get("weight_decay", 0.05)),
+    )
     model, opt, loader = accelerator.prepare(model, opt, loader)
     out = Path(out_dir)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)) if accelerator.is_main_process else None
+    stage = (
+        Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        if accelerator.is_main_process
+        else None
+    )
     history, step, t0 = [], 0, time.time()
-    bar = tqdm(total=total, desc="finetune", unit="step", disable=not (progress and accelerator.is_main_process), mininterval=5)
+    bar = tqdm(
+        total=total, desc="finetune", unit="step", disable=not (progress and accelerator.is_main_process), mininterval=5
+    )
     running, gnorm = [], None
 
     def stats_now(epochs_done):
-        return {"examples": len(items), "dropped_too_long": dropped, "original": sum(e["origin"] == "original" for e in examples),
-                "selected": sum(e["origin"] == "selected" for e in examples), "steps": step, "epochs": epochs_done,
-                "processes": world, "effective_batch": micro * world * accum, "lora": bool(lora), "seconds": round(time.time() - t0, 1),
-                "first_loss": history[0]["loss"] if history else None, "last_loss": history[-1]["loss"] if history else None,
-                "lr_schedule": {"lr": lr, "warmup_steps": warmup, "warmup_start_lr": warm_start, "lr_floor": floor, "total_steps": total},
-                "history": history}
+        return {
+            "examples": len(items),
+            "dropped_too_long": dropped,
+            "original": sum(e["origin"] == "original" for e in examples),
+            "selected": sum(e["origin"] == "selected" for e in examples),
+            "steps": step,
+            "epochs": epochs_done,
+            "processes": world,
+            "effective_batch": micro * world * accum,
+            "lora": bool(lora),
+            "seconds": round(time.time() - t0, 1),
+            "first_loss": history[0]["loss"] if history else None,
+            "last_loss": history[-1]["loss"] if history else None,
+            "lr_schedule": {
+                "lr": lr,
+                "warmup_steps": warmup,
+                "warmup_start_lr": warm_start,
+                "lr_floor": floor,
+                "total_steps": total,
+            },
+            "history": history,
+        }
 
     try:
         for epoch in range(epochs):
@@ -179,14 +231,30 @@ def finetune(model_path: str, problems: list[dict], selected: list[dict], out_di
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                 if accelerator.sync_gradients:
-                    history.append({"step": step, "epoch": epoch, "loss": sum(running) / len(running), "lr": cur_lr,
-                                    "grad_norm": float(gnorm) if gnorm is not None else None})
-                    log.info("step %d/%d epoch %d loss %.4f lr %.3e", step + 1, total, epoch, history[-1]["loss"], cur_lr)
+                    history.append(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "loss": sum(running) / len(running),
+                            "lr": cur_lr,
+                            "grad_norm": float(gnorm) if gnorm is not None else None,
+                        }
+                    )
+                    log.info(
+                        "step %d/%d epoch %d loss %.4f lr %.3e", step + 1, total, epoch, history[-1]["loss"], cur_lr
+                    )
                     running = []
                     step += 1
                     bar.update(1)
             if cfg.get("save_every_epoch") and epoch < epochs - 1:
-                _save(accelerator, model, tok, (stage / f"epoch{epoch + 1}") if stage else Path(os.devnull), stats_now(epoch + 1), bool(lora))
+                _save(
+                    accelerator,
+                    model,
+                    tok,
+                    (stage / f"epoch{epoch + 1}") if stage else Path(os.devnull),
+                    stats_now(epoch + 1),
+                    bool(lora),
+                )
         bar.close()
         accelerator.wait_for_everyone()
         stats = stats_now(epochs)
@@ -216,7 +284,9 @@ def main(argv=None) -> None:
     ap.add_argument("--problems", required=True)
     ap.add_argument("--selected", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--config", required=True, help="the train section of the config (+ seed, dtype, tokenize, layout), as JSON")
+    ap.add_argument(
+        "--config", required=True, help="the train section of the config (+ seed, dtype, tokenize, layout), as JSON"
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
@@ -226,7 +296,9 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(a.threads)
     cfg = json.loads(a.config)
-    finetune(a.model, read_jsonl(a.problems), read_jsonl(a.selected), a.out, cfg, cfg.get("layout", "chat"), device=a.device)
+    finetune(
+        a.model, read_jsonl(a.problems), read_jsonl(a.selected), a.out, cfg, cfg.get("layout", "chat"), device=a.device
+    )
 
 
 if __name__ == "__main__":

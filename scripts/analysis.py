@@ -1,4 +1,5 @@
 """The pool analyses of a run: distinct solutions, pool growth, description drift, PPL summaries."""
+
 import os
 import sys
 
@@ -17,11 +18,24 @@ pools = snakemake.params.pools
 samples = {p: [] for p in pools}
 for codes, tests in zip(i.codes, i.tests):
     samples[codes.split("/")[-3]].append((codes, tests))
-res = run_analyses({p: read_jsonl(f) for p, f in zip(pools, i.pools)}, samples, list(i.kept), i.seed, list(i.descriptions),
-                   list(i.ppl), embed=cfg["analysis"]["embedding"])
+res = run_analyses(
+    {p: read_jsonl(f) for p, f in zip(pools, i.pools)},
+    samples,
+    list(i.kept),
+    i.seed,
+    list(i.descriptions),
+    list(i.ppl),
+    embed=cfg["analysis"]["embedding"],
+)
 for stem, caption in [
-    ("distinct_passing", "Distinct solutions (AST-normalised, names canonicalised) among all passing samples of each sampler, at equal sample budget."),
-    ("distinct_pools", "Distinct solutions in the pools (one kept code per step), each problem cut to the smaller pool."),
+    (
+        "distinct_passing",
+        "Distinct solutions (AST-normalised, names canonicalised) among all passing samples of each sampler, at equal sample budget.",
+    ),
+    (
+        "distinct_pools",
+        "Distinct solutions in the pools (one kept code per step), each problem cut to the smaller pool.",
+    ),
     ("pool_growth", "Pass rate and pool growth per iteration."),
     ("description_drift", "Similarity of the chain's descriptions to the seed description per iteration."),
     ("ppl_summary", "PPL distribution of each pool; tail mass above the RFT pool's 90th percentile."),

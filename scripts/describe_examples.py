@@ -1,5 +1,6 @@
 """The in-context examples of the code -> description step: the seed problems' own pairs, or the authors'
 file of [problem index, code summary] pairs resolved against the seed split in release order."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """Scores after every epoch of every fine-tuned method (evaluation.every_epoch)."""
+
 import os
 import sys
 
@@ -11,4 +12,6 @@ from gift.rule import setup
 cfg = setup(snakemake)
 df = epochs_table(list(snakemake.input), cfg["train"]["epochs"])
 o = snakemake.output
-write_table(df, o.csv, o.md, o.tex, caption=f"Pass rates (%) after each epoch of fine-tuning, experiment {cfg['experiment']}.")
+write_table(
+    df, o.csv, o.md, o.tex, caption=f"Pass rates (%) after each epoch of fine-tuning, experiment {cfg['experiment']}."
+)

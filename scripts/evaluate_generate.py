@@ -11,7 +11,15 @@ from gift.prompts import layout
 
 cfg = setup(snakemake)
 e = cfg["evaluation"]
-rows = generate_samples(backend(cfg, snakemake.params.model_path), read_jsonl(snakemake.input.problems), n_samples=e["n_samples"],
-                        temperature=e["temperature"], top_p=e["top_p"], max_new_tokens=e["max_new_tokens"],
-                        layout=layout(cfg), seed=cfg["seed"], label="eval")
+rows = generate_samples(
+    backend(cfg, snakemake.params.model_path),
+    read_jsonl(snakemake.input.problems),
+    n_samples=e["n_samples"],
+    temperature=e["temperature"],
+    top_p=e["top_p"],
+    max_new_tokens=e["max_new_tokens"],
+    layout=layout(cfg),
+    seed=cfg["seed"],
+    label="eval",
+)
 write_jsonl(snakemake.output[0], rows)

@@ -14,11 +14,23 @@ n_workers = workers(snakemake)
 problems, samples = read_jsonl(snakemake.input.problems), read_jsonl(snakemake.input.samples)
 if snakemake.params.evaluator == "evalplus":
     results, per_problem, scores = score_samples_evalplus(
-        problems, samples, snakemake.input.expected, workers=n_workers, ks=ev["ks"],
-        min_time_limit=ev["min_time_limit"], gt_time_limit_factor=ev["gt_time_limit_factor"])
+        problems,
+        samples,
+        snakemake.input.expected,
+        workers=n_workers,
+        ks=ev["ks"],
+        min_time_limit=ev["min_time_limit"],
+        gt_time_limit_factor=ev["gt_time_limit_factor"],
+    )
 else:
-    results, per_problem, scores = score_samples(problems, samples, timeout_s=cfg["execution"]["timeout_s"],
-                                                 workers=n_workers, ks=ev["ks"], harness=cfg["codeinsight"]["harness"])
+    results, per_problem, scores = score_samples(
+        problems,
+        samples,
+        timeout_s=cfg["execution"]["timeout_s"],
+        workers=n_workers,
+        ks=ev["ks"],
+        harness=cfg["codeinsight"]["harness"],
+    )
 write_jsonl(snakemake.output.results, results)
 write_jsonl(snakemake.output.per_problem, per_problem)
 write_json(snakemake.output.scores, dict(scores, model=snakemake.wildcards.model))

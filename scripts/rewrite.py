@@ -11,6 +11,14 @@ from gift.prompts import layout
 
 cfg = setup(snakemake)
 d = cfg["gibbs"]["description"]
-rows = rewrite(backend(cfg, snakemake.input.model), read_jsonl(snakemake.input.problems), temperature=d["temperature"], top_p=d["top_p"],
-               max_new_tokens=d["max_new_tokens"], layout=layout(cfg, sampler=True), seed=cfg["seed"], iteration=int(snakemake.wildcards.t))
+rows = rewrite(
+    backend(cfg, snakemake.input.model),
+    read_jsonl(snakemake.input.problems),
+    temperature=d["temperature"],
+    top_p=d["top_p"],
+    max_new_tokens=d["max_new_tokens"],
+    layout=layout(cfg, sampler=True),
+    seed=cfg["seed"],
+    iteration=int(snakemake.wildcards.t),
+)
 write_jsonl(snakemake.output[0], rows)

@@ -11,6 +11,15 @@ from gift.prompts import layout
 
 cfg = setup(snakemake)
 pool = read_jsonl(snakemake.input.pool)
-rows = score_pool(backend(cfg, snakemake.input.model), read_jsonl(snakemake.input.problems), pool,
-                  layout=layout(cfg), condition=cfg["ppl"]["condition"]) if pool else []
+rows = (
+    score_pool(
+        backend(cfg, snakemake.input.model),
+        read_jsonl(snakemake.input.problems),
+        pool,
+        layout=layout(cfg),
+        condition=cfg["ppl"]["condition"],
+    )
+    if pool
+    else []
+)
 write_jsonl(snakemake.output[0], rows)

@@ -13,6 +13,12 @@ spec = snakemake.params.spec
 scored = read_jsonl(snakemake.input[0])
 if spec.get("iterations"):  # only the first N iterations of the chain: the effect of T without another run
     scored = [r for r in scored if r.get("iteration", 0) < spec["iterations"]]
-rows = select(scored, k=cfg["selection"]["k"], weighting=spec["weighting"],
-              temperature=spec.get("temperature", 2.0), seed=cfg["seed"], method=snakemake.wildcards.method)
+rows = select(
+    scored,
+    k=cfg["selection"]["k"],
+    weighting=spec["weighting"],
+    temperature=spec.get("temperature", 2.0),
+    seed=cfg["seed"],
+    method=snakemake.wildcards.method,
+)
 write_jsonl(snakemake.output[0], rows)

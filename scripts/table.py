@@ -1,5 +1,6 @@
 """The main table (pass@k with 95 % bootstrap intervals over problems, markers where a paired difference
 to the base model or RFT is distinguishable from noise), the paired comparisons, and the scores figure."""
+
 import os
 import sys
 
@@ -15,10 +16,15 @@ i, o = snakemake.input, snakemake.output
 b, seed = cfg["statistics"]["bootstrap"], cfg["seed"]
 df = main_table(list(i.scores), list(i.per_problem), b=b, seed=seed)
 n = int(df["problems"].iloc[0])
-write_table(df, o.csv, o.md, o.tex,
-            caption=f"Pass rates (%) on {n} held-out {cfg['data']['dataset']} problems, experiment {cfg['experiment']}, with 95 % "
-                    f"bootstrap intervals over problems ({b} resamples). {MARKERS['base']} / {MARKERS['rft']}: the paired 95 % "
-                    "bootstrap interval of the difference to the base model / RFT excludes 0 (tables/comparison_paired).")
+write_table(
+    df,
+    o.csv,
+    o.md,
+    o.tex,
+    caption=f"Pass rates (%) on {n} held-out {cfg['data']['dataset']} problems, experiment {cfg['experiment']}, with 95 % "
+    f"bootstrap intervals over problems ({b} resamples). {MARKERS['base']} / {MARKERS['rft']}: the paired 95 % "
+    "bootstrap interval of the difference to the base model / RFT excludes 0 (tables/comparison_paired).",
+)
 paired = paired_table(list(i.scores), list(i.per_problem), b=b, seed=seed)
 write_table(paired, o.paired_csv, o.paired_md, o.paired_tex, caption=PAIRED_CAPTION)
 figure_scores(df, o.figure)

@@ -27,9 +27,18 @@ CASES = [
     ("mbpp", FX / "mbpp/sanitized-mbpp.json", None, ["mbpp/11", "mbpp/601"]),
     ("mbppplus", FX / "mbppplus/MbppPlus.jsonl", "test", ["Mbpp/2", "Mbpp/3", "Mbpp/82", "Mbpp/120", "Mbpp/793"]),
     ("mbppplus", FX / "mbppplus/hf_test.jsonl", "test", ["Mbpp/2", "Mbpp/3"]),
-    ("humaneval", FX / "humaneval/HumanEval.jsonl.gz", "test",
-     ["HumanEval/0", "HumanEval/2", "HumanEval/10", "HumanEval/32", "HumanEval/53"]),
-    ("humanevalplus", FX / "humanevalplus/HumanEvalPlus.jsonl.gz", "test", ["HumanEval/0", "HumanEval/2", "HumanEval/53"]),
+    (
+        "humaneval",
+        FX / "humaneval/HumanEval.jsonl.gz",
+        "test",
+        ["HumanEval/0", "HumanEval/2", "HumanEval/10", "HumanEval/32", "HumanEval/53"],
+    ),
+    (
+        "humanevalplus",
+        FX / "humanevalplus/HumanEvalPlus.jsonl.gz",
+        "test",
+        ["HumanEval/0", "HumanEval/2", "HumanEval/53"],
+    ),
     ("codeinsight", FX / "codeinsight", "train", [f"codeinsight/train/{i}" for i in (0, 1, 2, 4)]),
     ("codeinsight", FX / "codeinsight", "test", None),
     ("apps", FX / "apps", "train", [f"apps/train/{i}" for i in range(4)]),
@@ -40,9 +49,16 @@ CASES = [
 
 
 def exec_row(p, code=None, timeout_s=10):
-    return {"id": p["task_id"], "code": p.get("prelude", "") + (p["reference"] if code is None else code),
-            "tests": p["tests"], "format": p["format"], "entry_point": p["entry_point"], "fn_name": p.get("fn_name"),
-            "setup": p["setup"], "timeout_s": timeout_s}
+    return {
+        "id": p["task_id"],
+        "code": p.get("prelude", "") + (p["reference"] if code is None else code),
+        "tests": p["tests"],
+        "format": p["format"],
+        "entry_point": p["entry_point"],
+        "fn_name": p.get("fn_name"),
+        "setup": p["setup"],
+        "timeout_s": timeout_s,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +130,9 @@ def test_humaneval_problem_shape_and_plus_fields():
     assert p["description"].startswith("Find the shortest palindrome") and '"""' not in p["description"]
     assert p["header"] == "def make_palindrome(string: str) -> str:\n"
     assert "base_input" not in p
-    plus = {p["task_id"]: p for p in load_split("humanevalplus", str(FX / "humanevalplus/HumanEvalPlus.jsonl.gz"), "test")}
+    plus = {
+        p["task_id"]: p for p in load_split("humanevalplus", str(FX / "humanevalplus/HumanEvalPlus.jsonl.gz"), "test")
+    }
     assert plus["HumanEval/2"]["atol"] == 1e-6 and plus["HumanEval/2"]["plus_input"] == [[0.25], [1e-3], [999.999]]
     assert plus["HumanEval/0"]["tests"] == he["HumanEval/0"]["tests"]
     with pytest.raises(DataError, match="HumanEval has only the 'test' split"):
@@ -195,10 +213,26 @@ CORRUPT = [
     ("apps", "corrupt/apps_no_question.jsonl", r"apps_no_question\.jsonl: row 1: missing key 'question'"),
     ("apps", "corrupt/apps_bad_solutions.jsonl", r"apps_bad_solutions\.jsonl: row 1: 'solutions' is not valid JSON"),
     ("apps", "corrupt/apps_tree_bad", r"apps_tree_bad/train/0000/input_output\.json:1: not valid JSON"),
-    ("mbppplus", "corrupt/mbppplus_no_assertion.jsonl", r"mbppplus_no_assertion\.jsonl: row 2: missing key 'assertion'"),
-    ("mbppplus", "corrupt/mbppplus_bad_input.jsonl", r"mbppplus_bad_input\.jsonl: row 1: 'base_input' must be list, got str"),
-    ("humaneval", "corrupt/humaneval_no_entry.jsonl.gz", r"humaneval_no_entry\.jsonl\.gz: row 1: missing key 'entry_point'"),
-    ("codeinsight", "corrupt/codeinsight_tests_str.jsonl", r"codeinsight_tests_str\.jsonl: row 1: 'tests' must be a non-empty list"),
+    (
+        "mbppplus",
+        "corrupt/mbppplus_no_assertion.jsonl",
+        r"mbppplus_no_assertion\.jsonl: row 2: missing key 'assertion'",
+    ),
+    (
+        "mbppplus",
+        "corrupt/mbppplus_bad_input.jsonl",
+        r"mbppplus_bad_input\.jsonl: row 1: 'base_input' must be list, got str",
+    ),
+    (
+        "humaneval",
+        "corrupt/humaneval_no_entry.jsonl.gz",
+        r"humaneval_no_entry\.jsonl\.gz: row 1: missing key 'entry_point'",
+    ),
+    (
+        "codeinsight",
+        "corrupt/codeinsight_tests_str.jsonl",
+        r"codeinsight_tests_str\.jsonl: row 1: 'tests' must be a non-empty list",
+    ),
     ("mbpp", "nowhere.jsonl", r"nowhere\.jsonl: no such data file or folder"),
 ]
 
@@ -224,20 +258,26 @@ def _fake_datasets(monkeypatch, files):
 
     def load_dataset(path, name=None, split=None, **kw):
         calls.append((path, name, split, kw))
-        return [json.loads(l) for l in gzip.open(files[path], "rt")] if str(files[path]).endswith(".gz") else \
-            [json.loads(l) for l in open(files[path])]
+        return (
+            [json.loads(l) for l in gzip.open(files[path], "rt")]
+            if str(files[path]).endswith(".gz")
+            else [json.loads(l) for l in open(files[path])]
+        )
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     return calls
 
 
 def test_hub_specs_call_load_dataset_with_the_right_arguments(monkeypatch):
-    calls = _fake_datasets(monkeypatch, {
-        "codeparrot/apps": FX / "apps/train.jsonl",
-        "evalplus/mbppplus": FX / "mbppplus/hf_test.jsonl",
-        "google-research-datasets/mbpp": FX / "mbpp/mbpp.jsonl",
-        "evalplus/humanevalplus": FX / "humaneval/HumanEval.jsonl.gz",
-    })
+    calls = _fake_datasets(
+        monkeypatch,
+        {
+            "codeparrot/apps": FX / "apps/train.jsonl",
+            "evalplus/mbppplus": FX / "mbppplus/hf_test.jsonl",
+            "google-research-datasets/mbpp": FX / "mbpp/mbpp.jsonl",
+            "evalplus/humanevalplus": FX / "humaneval/HumanEval.jsonl.gz",
+        },
+    )
     assert load_split("apps", "hf:codeparrot/apps", "train") == load_split("apps", str(FX / "apps"), "train")
     assert calls[-1] == ("codeparrot/apps", None, "train", {})
     assert load_split("mbppplus", "hf:", "test") == load_split("mbppplus", str(FX / "mbppplus/hf_test.jsonl"), "test")
@@ -265,7 +305,9 @@ def test_hub_failure_is_a_data_error(monkeypatch):
         raise ConnectionError("Couldn't reach 'codeparrot/apps' on the Hub (LocalEntryNotFoundError)\nmore")
 
     monkeypatch.setattr(sources, "HUB_LOADER", offline)
-    with pytest.raises(DataError, match=r"^hf:codeparrot/apps\[test\]: cannot load \(ConnectionError: Couldn't reach") as e:
+    with pytest.raises(
+        DataError, match=r"^hf:codeparrot/apps\[test\]: cannot load \(ConnectionError: Couldn't reach"
+    ) as e:
         load_split("apps", "hf:codeparrot/apps", "test")
     assert "\n" not in str(e.value)
 
@@ -279,8 +321,9 @@ def test_hub_through_the_real_datasets_library_on_a_local_file(monkeypatch, tmp_
 
     def local(repo, config=None, *, split=None, revision=None):
         seen.append((repo, config, split))
-        return datasets.load_dataset("json", data_files={split: str(FX / "appsplus/valid.jsonl")}, split=split,
-                                     cache_dir=str(tmp_path / "cache"))
+        return datasets.load_dataset(
+            "json", data_files={split: str(FX / "appsplus/valid.jsonl")}, split=split, cache_dir=str(tmp_path / "cache")
+        )
 
     monkeypatch.setattr(sources, "HUB_LOADER", local)
     probs = load_split("appsplus", "hf:someone/apps-plus", "validation")

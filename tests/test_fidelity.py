@@ -81,13 +81,15 @@ def deepspeed_warmup_decay(i: int, total: int, max_lr: float, min_lr: float, war
 # ------------------------------------------------------------------------------------------- item 1
 def test_1_prompt_layout_is_the_authors_docstring_inside_the_function():
     p = MBPP_602
-    assert AUTHORS.code_prompt(None, p["description"], p) == authors_prompt(p["reference"], p["description"], p["example"])
+    assert AUTHORS.code_prompt(None, p["description"], p) == authors_prompt(
+        p["reference"], p["description"], p["example"]
+    )
     assert AUTHORS.code_prompt(None, "Other words.", p).count('"""') == 2
     apps = load_split("appsplus", str(APPS_SEED), "validation")
     for q in apps:  # no example: the query closes the docstring on its line
         assert AUTHORS.code_prompt(None, q["description"], q) == authors_prompt(q["reference"], q["description"], None)
     # a helper defined first: the head ends at the helper's def line
-    assert AUTHORS.code_prompt(None, "d", apps[2]).startswith("import re\ndef helper(s):\n    \"\"\" d\"\"\"")
+    assert AUTHORS.code_prompt(None, "d", apps[2]).startswith('import re\ndef helper(s):\n    """ d"""')
 
 
 # ------------------------------------------------------------------------------------------- item 2
@@ -101,8 +103,11 @@ def test_2_bos_exactly_when_the_config_says_so_in_sampling_ppl_and_training(bos,
         b = make_backend(str(folder), {"batch_size": 4, "tokenize": {"bos": bos, "pair": "joint"}}, progress=False)
         first = []
         hook = b.model.register_forward_pre_hook(
-            lambda m, a, kw: first.append([row[mask.bool()][0].item() for row, mask in zip(kw["input_ids"], kw["attention_mask"])]),
-            with_kwargs=True)
+            lambda m, a, kw: first.append(
+                [row[mask.bool()][0].item() for row, mask in zip(kw["input_ids"], kw["attention_mask"])]
+            ),
+            with_kwargs=True,
+        )
         try:
             b.generate(["def f():\n", "x = 1\n"], n=1, temperature=0.0, max_new_tokens=1)  # sampling
             sampled = first[0]
@@ -111,8 +116,14 @@ def test_2_bos_exactly_when_the_config_says_so_in_sampling_ppl_and_training(bos,
             scored = first[0]
         finally:
             hook.remove()
-        items, _ = tokenize_examples(b.tok, [MBPP_602], [{"task_id": MBPP_602["task_id"], "code": MBPP_602["reference"]}],
-                                     AUTHORS, 4096, b.tokenization)  # training
+        items, _ = tokenize_examples(
+            b.tok,
+            [MBPP_602],
+            [{"task_id": MBPP_602["task_id"], "code": MBPP_602["reference"]}],
+            AUTHORS,
+            4096,
+            b.tokenization,
+        )  # training
         trained = [items[0][0][0]]
         bos_id = b.tok.bos_token_id
         for what, ids in (("sampling", sampled), ("ppl", scored), ("training", trained)):
@@ -146,10 +157,15 @@ def test_2_vllm_gets_the_same_token_ids(monkeypatch, bos_model_dir):
 def test_3_ppl_under_the_chain_description_that_produced_the_code(bos_model_dir):
     import torch
 
-    b = make_backend(str(bos_model_dir), {"batch_size": 4, "tokenize": {"bos": "auto", "pair": "joint"}}, progress=False)
+    b = make_backend(
+        str(bos_model_dir), {"batch_size": 4, "tokenize": {"bos": "auto", "pair": "joint"}}, progress=False
+    )
     p = MBPP_602
     chain_desc = "Find the first character that occurs twice in a string."
-    code = AUTHORS.code_prompt(None, chain_desc, p) + "    for i, c in enumerate(str1):\n        if c in str1[:i]:\n            return c\n    return 'None'\n"
+    code = (
+        AUTHORS.code_prompt(None, chain_desc, p)
+        + "    for i, c in enumerate(str1):\n        if c in str1[:i]:\n            return c\n    return 'None'\n"
+    )
     row = {"task_id": p["task_id"], "iteration": 3, "sample": 0, "code": code, "description": chain_desc}
     got = {c: score_pool(b, [p], [row], layout=AUTHORS, condition=c)[0]["ppl"] for c in ("chain", "seed")}
     # the authors: everything up to the end of the code's own docstring conditions the rest
@@ -193,8 +209,10 @@ def test_5_in_context_examples_from_a_file_in_the_authors_format():
     ex = as_triples(rows)[2]
     kept = AUTHORS.code_prompt(None, "x", seed[0]) + "    return n % 9\n"
     prompt = AUTHORS.describe_prompt(None, kept, (ex[1], ex[2]))
-    want = ("###Code:\n" + seed[2]["reference"] + "\n###Description of the given code:\n" + pairs[2][1] + "\n\n"
-            "###Code:\n" + authors_drop_docstrings(kept) + "\n###Description of the given code:\n")
+    want = (
+        "###Code:\n" + seed[2]["reference"] + "\n###Description of the given code:\n" + pairs[2][1] + "\n\n"
+        "###Code:\n" + authors_drop_docstrings(kept) + "\n###Description of the given code:\n"
+    )
     assert prompt == want
     # the generated summary is kept as it comes, up to the first "\n###", however long
     long = "\nThe code " + "does a thing and " * 60 + "ends.\n\n###Code:\nmore"
@@ -205,10 +223,27 @@ def test_5_in_context_examples_from_a_file_in_the_authors_format():
 # ------------------------------------------------------------------------------------------- item 6
 @pytest.mark.slow
 def test_6_learning_rate_at_every_step_is_deepspeeds_warmup_decay_to_the_floor(tiny_llama, tmp_path):
-    problems = [{"task_id": f"t{i}", "description": f"Return {i}.", "reference": f"def f():\n    return {i}\n",
-                 "example": f"assert f() == {i}", "header": "def f():\n"} for i in range(7)]
-    cfg = {"epochs": 2, "lr": 1e-3, "warmup_steps": 3, "warmup_start_lr": 1e-4, "lr_floor": 1e-4, "batch_size": 2,
-           "micro_batch_size": 1, "max_length": 256, "seed": 3}
+    problems = [
+        {
+            "task_id": f"t{i}",
+            "description": f"Return {i}.",
+            "reference": f"def f():\n    return {i}\n",
+            "example": f"assert f() == {i}",
+            "header": "def f():\n",
+        }
+        for i in range(7)
+    ]
+    cfg = {
+        "epochs": 2,
+        "lr": 1e-3,
+        "warmup_steps": 3,
+        "warmup_start_lr": 1e-4,
+        "lr_floor": 1e-4,
+        "batch_size": 2,
+        "micro_batch_size": 1,
+        "max_length": 256,
+        "seed": 3,
+    }
     stats = finetune(str(tiny_llama), problems, [], str(tmp_path / "ck"), cfg, "chat", device="cpu", progress=False)
     total = stats["steps"]
     assert total == 8  # ceil(7 / 2) optimizer steps per epoch, two epochs
@@ -225,13 +260,17 @@ def test_7_training_target_and_token_ids(bos_model_dir):
 
     tok = AutoTokenizer.from_pretrained(bos_model_dir)
     p = load_split("appsplus", str(APPS_SEED), "validation")[2]  # a helper before the entry function
-    chain_code = AUTHORS.code_prompt(None, "Reverse the words.", p) + "    return s.split()\ndef reverse_words(s):\n    return ' '.join(helper(s)[::-1])\n"
+    chain_code = (
+        AUTHORS.code_prompt(None, "Reverse the words.", p)
+        + "    return s.split()\ndef reverse_words(s):\n    return ' '.join(helper(s)[::-1])\n"
+    )
     nodoc = authors_drop_docstrings(chain_code)
     want_target = nodoc.replace(authors_head(nodoc), "")
     assert AUTHORS.target(chain_code, p) == want_target
     assert "def reverse_words" in want_target and "return s.split()" in want_target  # the helper's body stays
-    items, dropped = tokenize_examples(tok, [p], [{"task_id": p["task_id"], "code": chain_code}], AUTHORS, 4096,
-                                       Tokenization(bos="auto", pair="joint"))
+    items, dropped = tokenize_examples(
+        tok, [p], [{"task_id": p["task_id"], "code": chain_code}], AUTHORS, 4096, Tokenization(bos="auto", pair="joint")
+    )
     source = authors_prompt(p["reference"], p["description"], None)  # trained under the seed description
     ids, labels = authors_joint_ids(tok, source, want_target)
     assert dropped == 0 and items[0] == (ids, labels)
@@ -239,8 +278,11 @@ def test_7_training_target_and_token_ids(bos_model_dir):
 
 # ------------------------------------------------------------------------------------------- selection
 def test_selected_multiset_for_a_fixed_seed_is_the_authors_resampling():
-    pool = [{"task_id": t, "iteration": i, "sample": 0, "code": f"{t}-{i}", "ppl": 1.0 + 0.37 * i + (t == "b") * 0.11}
-            for t, n in (("a", 5), ("b", 11), ("c", 1)) for i in range(n)]
+    pool = [
+        {"task_id": t, "iteration": i, "sample": 0, "code": f"{t}-{i}", "ppl": 1.0 + 0.37 * i + (t == "b") * 0.11}
+        for t, n in (("a", 5), ("b", 11), ("c", 1))
+        for i in range(n)
+    ]
     for weighting, temp in (("softmax", 2.0), ("uniform", 2.0)):
         got = select(pool, k=8, weighting=weighting, temperature=temp, seed=1234, method="gift")
         for t in ("a", "b", "c"):
@@ -263,32 +305,76 @@ def test_selected_multiset_for_a_fixed_seed_is_the_authors_resampling():
 def test_8_every_epoch_is_saved_and_evaluated(tiny_llama, tmp_path):
     from safetensors.torch import load_file
 
-    problems = [{"task_id": f"t{i}", "description": f"Return {i}.", "reference": f"def f():\n    return {i}\n",
-                 "example": "", "header": "def f():\n"} for i in range(4)]
-    cfg = {"epochs": 2, "lr": 1e-2, "warmup_steps": 0, "batch_size": 4, "micro_batch_size": 2, "max_length": 128, "seed": 1,
-           "save_every_epoch": True}
+    problems = [
+        {
+            "task_id": f"t{i}",
+            "description": f"Return {i}.",
+            "reference": f"def f():\n    return {i}\n",
+            "example": "",
+            "header": "def f():\n",
+        }
+        for i in range(4)
+    ]
+    cfg = {
+        "epochs": 2,
+        "lr": 1e-2,
+        "warmup_steps": 0,
+        "batch_size": 4,
+        "micro_batch_size": 2,
+        "max_length": 128,
+        "seed": 1,
+        "save_every_epoch": True,
+    }
     out = tmp_path / "ck"
     finetune(str(tiny_llama), problems, [], str(out), cfg, "chat", device="cpu", progress=False)
-    one, two = json.loads((out / "epoch1/train_stats.json").read_text()), json.loads((out / "train_stats.json").read_text())
+    one, two = (
+        json.loads((out / "epoch1/train_stats.json").read_text()),
+        json.loads((out / "train_stats.json").read_text()),
+    )
     assert (one["epochs"], one["steps"], two["epochs"], two["steps"]) == (1, 1, 2, 2)
     w1, w2 = load_file(out / "epoch1/model.safetensors"), load_file(out / "model.safetensors")
     assert any((w1[k] - w2[k]).abs().max() > 0 for k in w1)
     override = tmp_path / "epochs.yaml"
     override.write_text("train: {epochs: 2}\nevaluation: {every_epoch: true}\n")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path / "wf"), "--configfile", str(ROOT / "tests/configs/tiny.yaml"), str(override)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "2",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path / "wf"),
+            "--configfile",
+            str(ROOT / "tests/configs/tiny.yaml"),
+            str(override),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "results/tiny/eval/gift@epoch1/scores.json" in proc.stdout and "epochs_table" in proc.stdout
-    counts = {l.split()[0]: int(l.split()[1]) for l in proc.stdout.splitlines() if len(l.split()) == 2 and l.split()[1].isdigit()}
+    counts = {
+        l.split()[0]: int(l.split()[1])
+        for l in proc.stdout.splitlines()
+        if len(l.split()) == 2 and l.split()[1].isdigit()
+    }
     assert counts["evaluate_generate"] == 1 + 5 + 5  # the base model, five methods, and their first epochs
 
 
 # ------------------------------------------------------------------------------------------- item 9
 def test_9_appsplus_in_the_authors_and_stepcoder_formats_runs_functions_with_stdin():
     seed = load_split("appsplus", str(APPS_SEED), "validation", difficulty="introductory")
-    test = load_split("appsplus", str(FX / "datasets/appsplus_authors"), "test", difficulty="introductory", max_tests=10)
-    assert [p["format"] for p in seed] == ["apps_call", "apps_stdio", "apps_call"] and all(p["fn_name"] for p in seed + test)
+    test = load_split(
+        "appsplus", str(FX / "datasets/appsplus_authors"), "test", difficulty="introductory", max_tests=10
+    )
+    assert [p["format"] for p in seed] == ["apps_call", "apps_stdio", "apps_call"] and all(
+        p["fn_name"] for p in seed + test
+    )
     assert [p["entry_point"] for p in test] == ["count_vowels", "solve"]  # the interview problem is filtered out
     assert test[0]["description"] == "Count the vowels (a, e, i, o, u) in a lower-case string s."
     main = seed[1]
@@ -296,8 +382,16 @@ def test_9_appsplus_in_the_authors_and_stepcoder_formats_runs_functions_with_std
     # the stdin function is called with the test's stdin; a program that reads stdin when imported gets an
     # empty one there (the authors' harness imports the module before patching stdin)
     wrong = main["reference"].replace("sum(nums[:n])", "sum(nums[:n]) + 1")
-    rows += [exec_row(main, main["reference"] + "main()\n", "import-reads", 5), exec_row(main, wrong, "wrong", 5),
-             exec_row(main, "from sys import stdin\ndef main():\n    stdin.readline()\n    print(sum(map(int, stdin.readline().split())))\n", "bound", 5)]
+    rows += [
+        exec_row(main, main["reference"] + "main()\n", "import-reads", 5),
+        exec_row(main, wrong, "wrong", 5),
+        exec_row(
+            main,
+            "from sys import stdin\ndef main():\n    stdin.readline()\n    print(sum(map(int, stdin.readline().split())))\n",
+            "bound",
+            5,
+        ),
+    ]
     verdicts = {r["id"]: r["passed"] for r in execute(rows, workers=2)}
     assert all(verdicts[p["task_id"]] for p in seed + test), verdicts
     assert verdicts == dict(verdicts, **{"import-reads": False, "bound": True, "wrong": False})
@@ -305,15 +399,31 @@ def test_9_appsplus_in_the_authors_and_stepcoder_formats_runs_functions_with_std
 
 # ------------------------------------------------------------------------------------------ item 10
 def test_10_codeinsight_harness_strict_and_authors():
-    p = {"task_id": "codeinsight/train/x", "description": "d", "reference": "def test(a):\n    return a + 1\n",
-         "format": "assert", "entry_point": "test", "setup": "",
-         "raw_tests": ["test(1) == 2", "assert test(2) == 3"], "tests": ["assert test(1) == 2", "assert test(2) == 3"]}
-    codes = {"right": p["reference"], "bare-wrong": "def test(a):\n    return a + 1 if a == 2 else 0\n",
-             "uses-np": "def test(a):\n    return int(np.add(a, 1))\n"}
+    p = {
+        "task_id": "codeinsight/train/x",
+        "description": "d",
+        "reference": "def test(a):\n    return a + 1\n",
+        "format": "assert",
+        "entry_point": "test",
+        "setup": "",
+        "raw_tests": ["test(1) == 2", "assert test(2) == 3"],
+        "tests": ["assert test(1) == 2", "assert test(2) == 3"],
+    }
+    codes = {
+        "right": p["reference"],
+        "bare-wrong": "def test(a):\n    return a + 1 if a == 2 else 0\n",
+        "uses-np": "def test(a):\n    return int(np.add(a, 1))\n",
+    }
     rows = [exec_row(p, c, f"{h}:{name}", 5, h) for h in ("strict", "authors") for name, c in codes.items()]
     v = {r["id"]: r["passed"] for r in execute(rows, workers=2)}
-    assert v == {"strict:right": True, "strict:bare-wrong": False, "strict:uses-np": False,
-                 "authors:right": True, "authors:bare-wrong": True, "authors:uses-np": True}
+    assert v == {
+        "strict:right": True,
+        "strict:bare-wrong": False,
+        "strict:uses-np": False,
+        "authors:right": True,
+        "authors:bare-wrong": True,
+        "authors:uses-np": True,
+    }
     real = load_split("codeinsight", str(FX / "datasets/codeinsight"), "train")
     assert all("raw_tests" in q for q in real)
 
@@ -322,13 +432,18 @@ def test_10_codeinsight_harness_strict_and_authors():
 @pytest.mark.slow
 def test_11_a_step_without_a_passing_code_summarises_the_last_kept_code_or_the_reference(backend):
     problems = [dict(MBPP_602, task_id="mbpp/a"), dict(MBPP_602, task_id="mbpp/b")]
-    kept = [{"task_id": "mbpp/a", "kept": [], "last_code": "def first_repeated_char(s):\n    return s[0]\n"},
-            {"task_id": "mbpp/b", "kept": [], "last_code": None}]
+    kept = [
+        {"task_id": "mbpp/a", "kept": [], "last_code": "def first_repeated_char(s):\n    return s[0]\n"},
+        {"task_id": "mbpp/b", "kept": [], "last_code": None},
+    ]
     examples = [("mbpp/z", "def g():\n    return 0\n", "The code returns zero.")]
     common = dict(temperature=0.0, top_p=1.0, max_new_tokens=4, layout=AUTHORS, seed=1, iteration=2)
     last = describe(backend, problems, kept, examples, on_no_pass="last_kept", **common)
     ref = describe(backend, problems, kept, examples, on_no_pass="reference", **common)
-    assert [(d["source"].split("+")[0], d["from_code"]) for d in last] == [("last_kept", kept[0]["last_code"]), ("reference", MBPP_602["reference"])]
+    assert [(d["source"].split("+")[0], d["from_code"]) for d in last] == [
+        ("last_kept", kept[0]["last_code"]),
+        ("reference", MBPP_602["reference"]),
+    ]
     assert [(d["source"].split("+")[0], d["from_code"]) for d in ref] == [("reference", MBPP_602["reference"])] * 2
 
 
@@ -339,7 +454,10 @@ def test_paper_configs_choose_the_authors_procedure():
         c = yaml.safe_load(path.read_text())
         assert c["prompt"]["layout"] == "authors" and c["tokenize"] == {"bos": "auto", "pair": "joint"}
         assert c["ppl"]["condition"] == "chain" and c["generation"]["top_k"] == 50
-        assert c["train"]["lr_floor"] == c["train"]["warmup_start_lr"] == 5e-6 and c["train"]["target"] == "after_first_def"
+        assert (
+            c["train"]["lr_floor"] == c["train"]["warmup_start_lr"] == 5e-6
+            and c["train"]["target"] == "after_first_def"
+        )
         assert c["evaluation"]["every_epoch"] is True and c["codeinsight"]["harness"] == "authors"
         assert c["gibbs"]["on_no_pass"] == "last_kept" and c["gibbs"]["description"]["max_chars"] is None
         ex = c["gibbs"]["description"]["examples"]

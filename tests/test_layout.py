@@ -50,10 +50,14 @@ def test_the_child_side_imports_only_the_standard_library():
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
                 assert all(n.split(".")[0] in sys.stdlib_module_names for n in names), (path.name, names)
     # and as the fork server runs it: this folder's parent as the only import root, nothing of gift loaded
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import child.server, child.runner, child.codec, child.oracle, "
-            "child.hook, child.candidates, child.preload; "
-            "bad = sorted(m for m in sys.modules if m == 'gift' or m.startswith('gift.')); print(bad); sys.exit(bool(bad))")
-    proc = subprocess.run([sys.executable, "-I", "-c", code, str(CHILD.parent)], capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import child.server, child.runner, child.codec, child.oracle, "
+        "child.hook, child.candidates, child.preload; "
+        "bad = sorted(m for m in sys.modules if m == 'gift' or m.startswith('gift.')); print(bad); sys.exit(bool(bad))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(CHILD.parent)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -65,8 +69,14 @@ def test_no_file_is_too_long(folder, limit):
 
 def test_no_two_modules_import_each_other():
     graph = {module_name(p): imports(p) for p in GIFT.rglob("*.py")}
-    pairs = sorted({tuple(sorted((a, b))) for a, deps in graph.items() for b in deps
-                    if a in graph.get(b, ()) and not (a.startswith(b + ".") or b.startswith(a + "."))})
+    pairs = sorted(
+        {
+            tuple(sorted((a, b)))
+            for a, deps in graph.items()
+            for b in deps
+            if a in graph.get(b, ()) and not (a.startswith(b + ".") or b.startswith(a + "."))
+        }
+    )
     assert pairs == []
 
 
@@ -75,7 +85,12 @@ def test_the_old_engine_name_still_works(tmp_path):
     rows.write_text('{"id": "a", "code": "def f(): return 1", "tests": ["assert f() == 1"], "format": "assert"}\n')
     for mod in ("gift.execute", "gift.sandbox"):
         out = tmp_path / f"{mod}.jsonl"
-        proc = subprocess.run([sys.executable, "-m", mod, str(rows), str(out), "--workers", "1"], capture_output=True,
-                              text=True, timeout=120, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-m", mod, str(rows), str(out), "--workers", "1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert proc.returncode == 0, proc.stderr
         assert '"passed": true' in out.read_text()

@@ -17,8 +17,19 @@ PAPER_NO_FILES = [p for p in PAPER if "introductory" in p.stem][:1]
 
 def lint(workdir, *args):
     # --directory: the lint never touches the repository's .snakemake/ (a run may be going on there)
-    cmd = [sys.executable, "-m", "snakemake", "--lint", "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--lint",
+        "--cores",
+        "2",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
@@ -36,6 +47,7 @@ def test_snakefmt_check():
     if importlib.util.find_spec("snakefmt") is None:
         pytest.skip("snakefmt is not installed (pip install snakefmt==2.1.0)")
     files = ["Snakefile", "rules"]
-    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", *files], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:] + "\nfix with: snakefmt " + " ".join(files)

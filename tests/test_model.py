@@ -21,7 +21,12 @@ def test_conversion_is_a_real_safetensors_checkpoint(base_model_dir):
     from safetensors import safe_open
 
     with safe_open(base_model_dir / "model.safetensors", "pt") as f:
-        n = sum(f.get_slice(k).get_shape().numel() if hasattr(f.get_slice(k).get_shape(), "numel") else math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+        n = sum(
+            f.get_slice(k).get_shape().numel()
+            if hasattr(f.get_slice(k).get_shape(), "numel")
+            else math.prod(f.get_slice(k).get_shape())
+            for k in f.keys()
+        )
     assert 130e6 < n < 140e6
 
 
@@ -57,7 +62,10 @@ def manual_nll(model, tok, prompt, completion):
 
 
 def test_perplexity_masks_the_prompt_and_ignores_padding(backend):
-    prompts = ["Write a function that returns one.\n", "A much longer prompt, so that the other row of the batch is left-padded by many tokens.\n"]
+    prompts = [
+        "Write a function that returns one.\n",
+        "A much longer prompt, so that the other row of the batch is left-padded by many tokens.\n",
+    ]
     completions = ["def one():\n    return 1\n", "def two():\n    return 2\n"]
     scored = backend.score(prompts, completions)
     for (nll, n), p, c in zip(scored, prompts, completions):

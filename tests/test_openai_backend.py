@@ -14,8 +14,13 @@ import urllib.request
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                                                    reason="llama-cpp-python[server] is not installed (requirements.txt installs it)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None,
+        reason="llama-cpp-python[server] is not installed (requirements.txt installs it)",
+    ),
+]
 
 
 def free_port() -> int:
@@ -32,9 +37,29 @@ def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-                                 "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "2", "--seed", "0"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--logits_all",
+                "true",
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "2",
+                "--seed",
+                "0",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -61,15 +86,25 @@ def remote(server, base_model_dir):
     from gift.backends import make_backend
 
     # llama-cpp-python's server echoes each prompt token's log-prob from the wrong position (see the score test)
-    return make_backend(str(base_model_dir), {"backend": "openai", "base_url": server, "concurrency": 2,
-                                              "logprob_alignment": "llama_cpp_python", "top_logprobs": 100})
+    return make_backend(
+        str(base_model_dir),
+        {
+            "backend": "openai",
+            "base_url": server,
+            "concurrency": 2,
+            "logprob_alignment": "llama_cpp_python",
+            "top_logprobs": 100,
+        },
+    )
 
 
 def test_generates_n_completions_per_prompt(remote):
     from gift.prompts import ChatLayout
 
     problem = {"example": "assert add(1, 2) == 3", "header": "def add(a, b):\n"}
-    prompts = [ChatLayout().code_prompt(remote.tok, d, problem) for d in ("Add two numbers.", "Return the sum of a and b.")]
+    prompts = [
+        ChatLayout().code_prompt(remote.tok, d, problem) for d in ("Add two numbers.", "Return the sum of a and b.")
+    ]
     outs = remote.generate(prompts, n=2, temperature=0.8, top_p=0.95, max_new_tokens=48, seed=1)
     assert len(outs) == 2 and all(len(o) == 2 for o in outs)
     assert all(isinstance(t, str) and t.strip() for o in outs for t in o)
@@ -77,12 +112,19 @@ def test_generates_n_completions_per_prompt(remote):
     assert len(greedy[0]) == 1
     text = greedy[0][0]
     assert text.count("```") in (0, 2) and (text.count("```") == 0 or text.rstrip().endswith("```"))
-    assert remote.generate(prompts[:1], n=1, temperature=0.0, max_new_tokens=96, fence_stop=True) == greedy  # greedy is stable
+    assert (
+        remote.generate(prompts[:1], n=1, temperature=0.0, max_new_tokens=96, fence_stop=True) == greedy
+    )  # greedy is stable
 
 
 def test_stop_strings_cut_completions(remote):
-    out = remote.generate(["def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n"], n=1, temperature=0.0, max_new_tokens=64,
-                          stop=["\ndef", "\nprint"])[0][0]
+    out = remote.generate(
+        ["def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n"],
+        n=1,
+        temperature=0.0,
+        max_new_tokens=64,
+        stop=["\ndef", "\nprint"],
+    )[0][0]
     assert "\ndef" not in out and "\nprint" not in out
 
 

@@ -31,7 +31,11 @@ def test_paper_hyperparameters(path):
     assert (g["iterations"], g["samples_per_step"], g["temperature"], g["max_new_tokens"]) == (20, 3, 1.0, 512)
     assert g["description"]["top_p"] == 0.95
     assert set(cfg["methods"]) == {"rft", "rft_rd", "gift_noppl", "gift"}
-    assert cfg["selection"]["k"] == 8 and cfg["methods"]["gift"] == {"pool": "gibbs", "weighting": "softmax", "temperature": 2.0}
+    assert cfg["selection"]["k"] == 8 and cfg["methods"]["gift"] == {
+        "pool": "gibbs",
+        "weighting": "softmax",
+        "temperature": 2.0,
+    }
     assert cfg["train"]["epochs"] == 2 and cfg["train"]["batch_size"] == 128 and cfg["train"]["lr"] == 2e-5
     assert cfg["generation"]["backend"] == "vllm" and cfg["prompt"]["layout"] == "authors"
     assert cfg["model"]["base"] in {"deepseek-ai/deepseek-coder-6.7b-base", "codellama/CodeLlama-7b-Python-hf"}
@@ -48,14 +52,37 @@ def examples_override(tmp_path) -> str:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_dry_run_shows_the_full_dag(path, tmp_path):
     extra = [examples_override(tmp_path)] if "introductory" not in path.stem else []
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "8", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path), "--configfile", str(path), *extra], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "8",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(path),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
     # 20 iterations for the three samplers (Gibbs chain, RFT, RFT+RD); 19 description steps of the chain and
     # 20 rewrites of RFT+RD; 4 fine-tuned methods; analyses and comparison
-    assert counts["sample_codes"] == 60 and counts["run_tests"] == 60 and counts["describe"] == 19 and counts["rewrite"] == 20
+    assert (
+        counts["sample_codes"] == 60
+        and counts["run_tests"] == 60
+        and counts["describe"] == 19
+        and counts["rewrite"] == 20
+    )
     assert counts["score_ppl"] == 3 and counts["select"] == 4 and counts["finetune"] == 4
     # the base model, 4 methods and their first epochs (the authors evaluate every epoch)
     assert counts["evaluate_generate"] == 9 and counts["evaluate_score"] == 9 and counts["epochs_table"] == 1

@@ -5,9 +5,14 @@ import pytest
 from gift import prompts as P
 from gift.datasets import load_split
 
-PROBLEM = {"task_id": "mbpp/x", "description": "Write a function to add two numbers.", "example": "assert add(1, 2) == 3",
-           "header": "import math\ndef add(a, b):\n", "reference": "import math\ndef add(a, b):\n    return a + b\n",
-           "entry_point": "add"}
+PROBLEM = {
+    "task_id": "mbpp/x",
+    "description": "Write a function to add two numbers.",
+    "example": "assert add(1, 2) == 3",
+    "header": "import math\ndef add(a, b):\n",
+    "reference": "import math\ndef add(a, b):\n    return a + b\n",
+    "entry_point": "add",
+}
 CHAT, AUTHORS = P.ChatLayout(), P.AuthorsLayout()
 
 
@@ -78,7 +83,9 @@ def test_authors_extraction_by_dataset_and_stage():
     # MBPP keeps functions up to the entry function when the completion defines it
     helper_first = dict(PROBLEM, reference="def helper(x):\n    return x\ndef add(a, b):\n    return a + b\n")
     comp = "    return x\ndef add(a, b):\n    return helper(a) + b\ndef unused():\n    pass\n"
-    assert AUTHORS.extract(comp, helper_first, "P", "eval") == "P    return x\n\ndef add(a, b):\n    return helper(a) + b"
+    assert (
+        AUTHORS.extract(comp, helper_first, "P", "eval") == "P    return x\n\ndef add(a, b):\n    return helper(a) + b"
+    )
     # APPS+ / CodeInsight: every "\ndef" and "\nassert" ends the program
     other = dict(PROBLEM, task_id="appsplus/test/1")
     assert AUTHORS.extract(comp, other, "P", "eval") == "P    return x"
@@ -89,14 +96,19 @@ def test_authors_extraction_by_dataset_and_stage():
 def test_description_prompts_follow_the_authors_template():
     code = 'import math\ndef f(x):\n    """ Secret description.\n    >>> f(1)\n    2\n    """\n    return x + 1\n'
     p = AUTHORS.describe_prompt(None, code, ("def g():\n    return 0\n", "Return zero."))
-    assert p == ("###Code:\ndef g():\n    return 0\n\n###Description of the given code:\nReturn zero.\n\n"
-                 "###Code:\nimport math\ndef f(x):\n    return x + 1\n\n###Description of the given code:\n")
+    assert p == (
+        "###Code:\ndef g():\n    return 0\n\n###Description of the given code:\nReturn zero.\n\n"
+        "###Code:\nimport math\ndef f(x):\n    return x + 1\n\n###Description of the given code:\n"
+    )
     chat = CHAT.describe_prompt(Tok(), code, ("def g():\n    return 0\n", "Return zero."))
     assert "<assistant>Return zero.</assistant>" in chat and "Secret description" not in chat
 
 
 def test_clean_description():
-    assert CHAT.clean_description("Compute the sum.\n\n\nOf two numbers.\n###Code:\nfoo") == "Compute the sum.\nOf two numbers."
+    assert (
+        CHAT.clean_description("Compute the sum.\n\n\nOf two numbers.\n###Code:\nfoo")
+        == "Compute the sum.\nOf two numbers."
+    )
     assert CHAT.clean_description("Adds numbers.\n```python\ndef f(): pass\n```") == "Adds numbers."
     assert P.ChatLayout(max_chars=5).clean_description("Compute the sum.") == "Compu"
     # the authors keep the summary as generated, up to the first "\n###"
@@ -125,4 +137,4 @@ def test_mbpp_problem_prompt_fields():
     assert p["entry_point"] == "first_repeated_char"
     assert p["example"].startswith("assert first_repeated_char(")
     assert p["header"].startswith("def first_repeated_char(")
-    assert AUTHORS.code_prompt(None, p["description"], p).startswith("def first_repeated_char(str1):\n    \"\"\" ")
+    assert AUTHORS.code_prompt(None, p["description"], p).startswith('def first_repeated_char(str1):\n    """ ')

@@ -57,7 +57,10 @@ def test_select_is_per_problem_and_deterministic():
     assert all(r["code"] == "b0" and r["weight"] == 1.0 for r in one if r["task_id"] == "b")
 
 
-@pytest.mark.parametrize("n,c,k,expected", [(5, 0, 1, 0.0), (5, 5, 1, 1.0), (5, 2, 1, 0.4), (5, 2, 2, 1 - 3 / 10), (10, 3, 5, 1 - 21 / 252), (4, 3, 2, 1.0)])
+@pytest.mark.parametrize(
+    "n,c,k,expected",
+    [(5, 0, 1, 0.0), (5, 5, 1, 1.0), (5, 2, 1, 0.4), (5, 2, 2, 1 - 3 / 10), (10, 3, 5, 1 - 21 / 252), (4, 3, 2, 1.0)],
+)
 def test_pass_at_k_unbiased_estimator(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected)
 
@@ -70,12 +73,21 @@ def test_pass_at_k_needs_enough_samples():
 def test_one_aggregation_for_both_evaluators():
     from gift.metrics import summarise
 
-    results = [{"task_id": "a", "mode": "greedy", "ok": True}, {"task_id": "a", "mode": "sampled", "ok": True},
-               {"task_id": "a", "mode": "sampled", "ok": False}, {"task_id": "b", "mode": "greedy", "ok": False},
-               {"task_id": "b", "mode": "sampled", "ok": False}, {"task_id": "b", "mode": "sampled", "ok": False}]
+    results = [
+        {"task_id": "a", "mode": "greedy", "ok": True},
+        {"task_id": "a", "mode": "sampled", "ok": True},
+        {"task_id": "a", "mode": "sampled", "ok": False},
+        {"task_id": "b", "mode": "greedy", "ok": False},
+        {"task_id": "b", "mode": "sampled", "ok": False},
+        {"task_id": "b", "mode": "sampled", "ok": False},
+    ]
     per, scores = summarise(results, [1, 2, 3], order=["a", "b"], key="ok")
     assert [(r["task_id"], r["n"], r["c"], r["greedy"]) for r in per] == [("a", 2, 1, True), ("b", 2, 0, False)]
-    assert scores == {"pass@1": pytest.approx(0.25), "pass@2": pytest.approx(0.5), "pass@1_greedy": 0.5}  # no pass@3: n = 2
+    assert scores == {
+        "pass@1": pytest.approx(0.25),
+        "pass@2": pytest.approx(0.5),
+        "pass@1_greedy": 0.5,
+    }  # no pass@3: n = 2
     # without modes every result is a sample; a verdict that does not apply (None) reports nothing
     per, scores = summarise([{"task_id": "a", "ok": True}, {"task_id": "a", "ok": None}], [1], key="ok")
     assert per[0]["c"] is None and scores == {}

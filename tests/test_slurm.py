@@ -61,9 +61,7 @@ CLUSTER_OVERRIDES = [
 ]
 
 # "Job 1 has been submitted with SLURM jobid 7 (log: .../slurm_logs/rule_square/7.log)."
-SUBMITTED_RE = re.compile(
-    r"has been submitted with SLURM jobid (\d+) \(log: \S*?/rule_([A-Za-z0-9_]+)/"
-)
+SUBMITTED_RE = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: \S*?/rule_([A-Za-z0-9_]+)/")
 
 
 def _truthy(value: str | None) -> bool:
@@ -78,8 +76,7 @@ def _skip_reason() -> str | None:
         )
     if not (_truthy(os.environ.get("CI")) or os.environ.get("GIFT_TEST_SLURM") == "1"):
         return (
-            "SLURM tests start a real SLURM cluster on this machine; "
-            "they run on CI (CI set) or with GIFT_TEST_SLURM=1"
+            "SLURM tests start a real SLURM cluster on this machine; they run on CI (CI set) or with GIFT_TEST_SLURM=1"
         )
     return None
 
@@ -176,10 +173,14 @@ def test_small_workflow_on_slurm(slurm_cluster, workbase):
     rules = {"generate", "square", "summarize"}
 
     run = _snakemake(
-        "--profile", str(SLURM_PROFILE),
-        "--workflow-profile", "none",
-        "--snakefile", str(TEST_SNAKEFILE),
-        "--directory", str(slurm_dir),
+        "--profile",
+        str(SLURM_PROFILE),
+        "--workflow-profile",
+        "none",
+        "--snakefile",
+        str(TEST_SNAKEFILE),
+        "--directory",
+        str(slurm_dir),
         *CLUSTER_OVERRIDES,
         timeout=150,
     )
@@ -187,9 +188,7 @@ def test_small_workflow_on_slurm(slurm_cluster, workbase):
 
     # Every rule was submitted with sbatch ...
     submitted = _submitted_jobs(run.stdout)
-    assert set(submitted) == rules, (
-        f"expected one SLURM submission per rule, got {submitted}\n{_tail(run.stdout)}"
-    )
+    assert set(submitted) == rules, f"expected one SLURM submission per rule, got {submitted}\n{_tail(run.stdout)}"
     for rule in sorted(rules):
         (jobid,) = submitted[rule]
         # ... ran inside that SLURM job (its $SLURM_JOB_ID, written by the job) ...
@@ -201,11 +200,16 @@ def test_small_workflow_on_slurm(slurm_cluster, workbase):
         assert "JobState=COMPLETED" in info, info
 
     local = _snakemake(
-        "--profile", str(LOCAL_PROFILE),
-        "--workflow-profile", "none",
-        "--snakefile", str(TEST_SNAKEFILE),
-        "--directory", str(local_dir),
-        "--cores", "2",
+        "--profile",
+        str(LOCAL_PROFILE),
+        "--workflow-profile",
+        "none",
+        "--snakefile",
+        str(TEST_SNAKEFILE),
+        "--directory",
+        str(local_dir),
+        "--cores",
+        "2",
         timeout=60,
     )
     assert local.returncode == 0, f"local snakemake failed:\n{_tail(local.stdout, 100)}"
@@ -234,8 +238,10 @@ def test_real_workflow_on_slurm(slurm_cluster, workbase):
         (wd / "data").symlink_to(REPO / "data", target_is_directory=True)
     common = [
         *_workflow_profile_args(),
-        "--configfile", str(TINY_CONFIG),
-        "--snakefile", str(REAL_SNAKEFILE),
+        "--configfile",
+        str(TINY_CONFIG),
+        "--snakefile",
+        str(REAL_SNAKEFILE),
     ]
     # The GPU rules go to "<gpu-partition>" in the profile: send them to the test
     # partition instead, without a GPU request (the test node has no GPU).
@@ -245,9 +251,11 @@ def test_real_workflow_on_slurm(slurm_cluster, workbase):
 
     run = _snakemake(
         REAL_TARGET,  # first: --set-resources would swallow a trailing target
-        "--profile", str(SLURM_PROFILE),
+        "--profile",
+        str(SLURM_PROFILE),
         *common,
-        "--directory", str(slurm_dir),
+        "--directory",
+        str(slurm_dir),
         *CLUSTER_OVERRIDES,
         *gpu_overrides,
         timeout=240,
@@ -262,10 +270,13 @@ def test_real_workflow_on_slurm(slurm_cluster, workbase):
 
     local = _snakemake(
         REAL_TARGET,
-        "--profile", str(LOCAL_PROFILE),
+        "--profile",
+        str(LOCAL_PROFILE),
         *common,
-        "--directory", str(local_dir),
-        "--cores", "2",
+        "--directory",
+        str(local_dir),
+        "--cores",
+        "2",
         timeout=240,
     )
     assert local.returncode == 0, f"local snakemake failed:\n{_tail(local.stdout, 100)}"

@@ -31,10 +31,27 @@ def test_finetune_changes_weights_and_saves_a_plain_checkpoint(tiny_llama, tmp_p
 
     from gift.train import finetune
 
-    problems = [{"task_id": f"t{i}", "description": f"Return {i}.", "reference": f"def f():\n    return {i}\n",
-                 "example": f"assert f() == {i}", "header": "def f():\n"} for i in range(4)]
-    cfg = {"epochs": 2, "lr": 1e-2, "warmup_steps": 1, "warmup_start_lr": 1e-3, "batch_size": 4, "micro_batch_size": 2,
-           "max_length": 256, "seed": 3, "lora": lora}
+    problems = [
+        {
+            "task_id": f"t{i}",
+            "description": f"Return {i}.",
+            "reference": f"def f():\n    return {i}\n",
+            "example": f"assert f() == {i}",
+            "header": "def f():\n",
+        }
+        for i in range(4)
+    ]
+    cfg = {
+        "epochs": 2,
+        "lr": 1e-2,
+        "warmup_steps": 1,
+        "warmup_start_lr": 1e-3,
+        "batch_size": 4,
+        "micro_batch_size": 2,
+        "max_length": 256,
+        "seed": 3,
+        "lora": lora,
+    }
     out = tmp_path / "ck"
     stats = finetune(str(tiny_llama), problems, [], str(out), cfg, "chat", device="cpu", progress=False)
     assert stats["steps"] == 2 and stats["examples"] == 4 and stats["effective_batch"] == 4

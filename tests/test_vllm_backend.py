@@ -16,8 +16,10 @@ def _cuda():
         return False
 
 
-needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None or not _cuda(),
-                                reason="vllm backend needs CUDA and the vllm package (GPU machines only)")
+needs_vllm = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None or not _cuda(),
+    reason="vllm backend needs CUDA and the vllm package (GPU machines only)",
+)
 
 
 def test_vllm_backend_fails_with_a_clear_message_where_it_cannot_run():
@@ -36,7 +38,9 @@ def test_vllm_generates_and_scores_like_transformers(base_model_dir):
     v = make_backend(str(base_model_dir), {"backend": "vllm", "dtype": "float32", "gpu_memory_utilization": 0.3})
     t = make_backend(str(base_model_dir), {"backend": "transformers", "device": "cuda"})
     prompts = ["def add(a, b):\n", "# Sum a list\ndef total(xs):\n"]
-    assert v.generate(prompts, n=1, temperature=0, max_new_tokens=16) == t.generate(prompts, n=1, temperature=0, max_new_tokens=16)
+    assert v.generate(prompts, n=1, temperature=0, max_new_tokens=16) == t.generate(
+        prompts, n=1, temperature=0, max_new_tokens=16
+    )
     sv = v.score(prompts, ["    return a + b\n", "    return sum(xs)\n"])
     st = t.score(prompts, ["    return a + b\n", "    return sum(xs)\n"])
     for (a, n), (b, m) in zip(sv, st):

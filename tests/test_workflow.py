@@ -30,8 +30,20 @@ METHODS = ["rft", "rft_rd", "gift_noppl", "gift", "gift_T1"]
 
 
 def snakemake(workdir, *args, timeout=1800, **kw):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(TINY), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(TINY),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 
 
@@ -63,7 +75,9 @@ def test_data_and_chain_files(run):
             codes = rows(r / f"{pool}/iter{t}/codes.jsonl")
             tests = rows(r / f"{pool}/iter{t}/tests.jsonl")
             kept = rows(r / f"{pool}/iter{t}/kept.jsonl")
-            assert len(codes) == 3 * 2 and [(c["task_id"], c["sample"]) for c in codes] == [(x["task_id"], x["sample"]) for x in tests]
+            assert len(codes) == 3 * 2 and [(c["task_id"], c["sample"]) for c in codes] == [
+                (x["task_id"], x["sample"]) for x in tests
+            ]
             assert all(x["status"] in {"passed", "failed", "timeout", "error", "memory", "killed"} for x in tests)
             assert all(x["passed"] == (x["status"] == "passed") for x in tests)
             passed = {(x["task_id"], x["sample"]) for x in tests if x["passed"]}
@@ -72,7 +86,9 @@ def test_data_and_chain_files(run):
                 assert len(k["kept"]) == min(1, k["n_passed"])  # one passing code per problem, if any
                 for kk in k["kept"]:
                     assert (k["task_id"], kk["sample"]) in passed
-                    code = next(c["code"] for c in codes if c["task_id"] == k["task_id"] and c["sample"] == kk["sample"])
+                    code = next(
+                        c["code"] for c in codes if c["task_id"] == k["task_id"] and c["sample"] == kk["sample"]
+                    )
                     assert kk["code"] == code
                 # the chain carries its last kept code
                 expect = k["kept"][-1]["code"] if k["kept"] else last.get(k["task_id"])
@@ -107,8 +123,16 @@ def test_pools_ppl_and_selection(run):
         for s in scored:
             assert s["n_tokens"] > 3 and math.isfinite(s["ppl"]) and s["ppl"] > 1.0
             assert s["ppl"] == pytest.approx(math.exp(s["nll"] / s["n_tokens"]))
-    assert rows(r / "pools/rft.jsonl") or rows(r / "pools/gibbs.jsonl"), "the tiny problems were chosen so that some code passes"
-    for method, pool in (("rft", "rft"), ("rft_rd", "rft_rd"), ("gift_noppl", "gibbs"), ("gift", "gibbs"), ("gift_T1", "gibbs")):
+    assert rows(r / "pools/rft.jsonl") or rows(r / "pools/gibbs.jsonl"), (
+        "the tiny problems were chosen so that some code passes"
+    )
+    for method, pool in (
+        ("rft", "rft"),
+        ("rft_rd", "rft_rd"),
+        ("gift_noppl", "gibbs"),
+        ("gift", "gibbs"),
+        ("gift_T1", "gibbs"),
+    ):
         sel = rows(r / f"selected/{method}.jsonl")
         scored = rows(r / f"ppl/{pool}.jsonl")
         if method == "gift_T1":  # draws only from the chain's first iteration
@@ -194,7 +218,9 @@ def test_selection_ablation_table_matches_the_selected_sets(run):
         assert row["distinct selected"] == len({(s["task_id"], normalize_code(s["code"])) for s in sel})
         if sel:
             assert row["mean PPL selected"] == pytest.approx(sum(s["ppl"] for s in sel) / len(sel), abs=0.01)
-            assert row["mean iteration selected"] == pytest.approx(sum(s["iteration"] for s in sel) / len(sel), abs=0.01)
+            assert row["mean iteration selected"] == pytest.approx(
+                sum(s["iteration"] for s in sel) / len(sel), abs=0.01
+            )
         score = json.loads((r / f"eval/{m}/scores.json").read_text())
         assert row["pass@1 (greedy)"] == pytest.approx(100 * score["pass@1_greedy"], abs=0.01)
 
@@ -205,8 +231,18 @@ def test_report_is_self_contained_with_every_table_and_figure(run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="ignore")
     assert len(html) > 50_000
-    for name in ("main.csv", "comparison.csv", "comparison_paired.csv", "selection.csv", "pass_rate_per_iteration.png",
-                 "ppl_distribution.png", "analysis.png", "selection.png", "scores.png", "distinct_passing.csv"):
+    for name in (
+        "main.csv",
+        "comparison.csv",
+        "comparison_paired.csv",
+        "selection.csv",
+        "pass_rate_per_iteration.png",
+        "ppl_distribution.png",
+        "analysis.png",
+        "selection.png",
+        "scores.png",
+        "distinct_passing.csv",
+    ):
         assert name in html, name
     assert "Selection ablation" in html  # a caption
 
@@ -220,8 +256,12 @@ def test_analyses_and_comparison_read_the_pools(run):
     distinct = pd.read_csv(r / "analysis/distinct_passing.csv")
     total = distinct[distinct["task_id"] == "TOTAL"].iloc[0]
     for pool in ("gibbs", "rft"):
-        passing = [(c["task_id"], normalize_code(c["code"])) for t in range(2)
-                   for c, x in zip(rows(r / f"{pool}/iter{t}/codes.jsonl"), rows(r / f"{pool}/iter{t}/tests.jsonl")) if x["passed"]]
+        passing = [
+            (c["task_id"], normalize_code(c["code"]))
+            for t in range(2)
+            for c, x in zip(rows(r / f"{pool}/iter{t}/codes.jsonl"), rows(r / f"{pool}/iter{t}/tests.jsonl"))
+            if x["passed"]
+        ]
         assert total[f"{pool}_codes"] == len(passing) and total[f"{pool}_distinct"] == len(set(passing))
     growth = pd.read_csv(r / "analysis/pool_growth.csv")
     for pool in ("gibbs", "rft"):
@@ -245,9 +285,22 @@ def test_another_model_samples_the_pools(run, tmp_path):
     ck = run / R / "checkpoints/gift"
     extra = tmp_path / "distill.yaml"
     extra.write_text(f"experiment: tiny-distill\nmodel:\n  sampler: {{base: {ck}}}\n")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(run),
-           "--configfile", str(TINY), str(extra), "--cores", "2",
-           "results/tiny-distill/gibbs/iter0/codes.jsonl", "results/tiny-distill/model/base"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(run),
+        "--configfile",
+        str(TINY),
+        str(extra),
+        "--cores",
+        "2",
+        "results/tiny-distill/gibbs/iter0/codes.jsonl",
+        "results/tiny-distill/model/base",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     d = run / "results/tiny-distill"
@@ -266,7 +319,7 @@ def test_second_run_has_nothing_to_do(run):
 
 def job_counts(out: str) -> dict[str, int]:
     """The "Job stats" table of a Snakemake run or dry run: rule -> jobs."""
-    stats = out[out.index("Job stats:"):]
+    stats = out[out.index("Job stats:") :]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"}
 
 
@@ -274,18 +327,38 @@ REPORTS = {"table": 1, "compare_published": 1, "selection_ablation": 1, "summary
 EVAL_METHODS = {"evaluate_generate": 5, "evaluate_score": 5}
 
 
-@pytest.mark.parametrize("change, expected", [
-    ("gibbs: {temperature: 0.9}",  # sampling: every pool's codes, the chain's next description, everything after
-     {"sample_codes": 6, "run_tests": 6, "describe": 1, "pool": 3, "score_ppl": 3, "select": 5, "finetune": 5, **EVAL_METHODS,
-      "figures": 1, "analysis": 1, **REPORTS}),
-    ("ppl: {condition: seed}",
-     {"score_ppl": 3, "select": 5, "finetune": 5, **EVAL_METHODS, "figures": 1, "analysis": 1, **REPORTS}),
-    ("methods: {gift: {pool: gibbs, weighting: softmax, temperature: 1.0}}",  # one method's selection temperature
-     {"select": 1, "finetune": 1, "evaluate_generate": 1, "evaluate_score": 1, **REPORTS}),
-    ("selection: {k: 3}", {"select": 5, "finetune": 5, **EVAL_METHODS, **REPORTS}),
-    ("train: {epochs: 2}", {"finetune": 5, **EVAL_METHODS, **REPORTS}),
-    ("evaluation: {n_samples: 3, ks: [1, 3]}", {"evaluate_generate": 6, "evaluate_score": 6, **REPORTS}),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            "gibbs: {temperature: 0.9}",  # sampling: every pool's codes, the chain's next description, everything after
+            {
+                "sample_codes": 6,
+                "run_tests": 6,
+                "describe": 1,
+                "pool": 3,
+                "score_ppl": 3,
+                "select": 5,
+                "finetune": 5,
+                **EVAL_METHODS,
+                "figures": 1,
+                "analysis": 1,
+                **REPORTS,
+            },
+        ),
+        (
+            "ppl: {condition: seed}",
+            {"score_ppl": 3, "select": 5, "finetune": 5, **EVAL_METHODS, "figures": 1, "analysis": 1, **REPORTS},
+        ),
+        (
+            "methods: {gift: {pool: gibbs, weighting: softmax, temperature: 1.0}}",  # one method's selection temperature
+            {"select": 1, "finetune": 1, "evaluate_generate": 1, "evaluate_score": 1, **REPORTS},
+        ),
+        ("selection: {k: 3}", {"select": 5, "finetune": 5, **EVAL_METHODS, **REPORTS}),
+        ("train: {epochs: 2}", {"finetune": 5, **EVAL_METHODS, **REPORTS}),
+        ("evaluation: {n_samples: 3, ks: [1, 3]}", {"evaluate_generate": 6, "evaluate_score": 6, **REPORTS}),
+    ],
+)
 def test_a_changed_setting_reruns_exactly_what_depends_on_it(run, tmp_path, change, expected):
     extra = tmp_path / "change.yaml"
     extra.write_text(change + "\n")
@@ -305,7 +378,13 @@ def test_a_changed_setting_reruns_for_real_and_leaves_the_rest(run, tmp_path):
     extra.write_text("methods: {gift_T1: {pool: gibbs, weighting: softmax, temperature: 0.5, iterations: 1}}\n")
     proc = snakemake(work, "--configfile", str(TINY), str(extra))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout + proc.stderr) == {"select": 1, "finetune": 1, "evaluate_generate": 1, "evaluate_score": 1, **REPORTS}
+    assert job_counts(proc.stdout + proc.stderr) == {
+        "select": 1,
+        "finetune": 1,
+        "evaluate_generate": 1,
+        "evaluate_score": 1,
+        **REPORTS,
+    }
     same = lambda rel: os.path.samefile(run / R / rel, work / R / rel)  # noqa: E731
     assert not same("selected/gift_T1.jsonl") and not same("eval/gift_T1/scores.json")
     assert all(same(f"selected/{m}.jsonl") and same(f"eval/{m}/scores.json") for m in METHODS if m != "gift_T1")
@@ -327,8 +406,19 @@ def test_sigkill_in_a_rule_then_rerun_reproduces_the_table(run, tmp_path):
         f.unlink()
     log = r / "logs/evaluate_generate/gift.log"
     log.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--configfile", str(TINY), "--cores", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(TINY),
+        "--cores",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and not (log.exists() and "eval eval: greedy" in log.read_text(errors="ignore")):

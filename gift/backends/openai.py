@@ -15,9 +15,19 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, model_path: str, base_url: str, served_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, timeout_s: float = 600, progress: bool = True, logprob_alignment: str = "standard",
-                 top_logprobs: int = 100, top_k: int = 0):
+    def __init__(
+        self,
+        model_path: str,
+        base_url: str,
+        served_model: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        timeout_s: float = 600,
+        progress: bool = True,
+        logprob_alignment: str = "standard",
+        top_logprobs: int = 100,
+        top_k: int = 0,
+    ):
         import os
 
         from transformers import AutoTokenizer
@@ -44,8 +54,14 @@ class OpenAIBackend:
 
         if self.model:
             payload = dict(payload, model=self.model)
-        req = urllib.request.Request(f"{self.base_url}/v1/completions", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
+        req = urllib.request.Request(
+            f"{self.base_url}/v1/completions",
+            data=json.dumps(payload).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
                 return json.loads(r.read())
@@ -58,7 +74,18 @@ class OpenAIBackend:
         with ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(fn, items))
 
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None, fence_stop=False, desc="generate"):
+    def generate(
+        self,
+        prompts,
+        n=1,
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=256,
+        seed=0,
+        stop=None,
+        fence_stop=False,
+        desc="generate",
+    ):
         greedy = temperature == 0
         n = 1 if greedy else n
         post = cut_after_fence if fence_stop else (lambda t: t)
@@ -67,8 +94,14 @@ class OpenAIBackend:
             i, prompt = ip
             texts, attempt = [], 0
             while len(texts) < n and attempt < 4 * n:
-                payload = {"prompt": prompt, "n": n - len(texts), "temperature": temperature, "top_p": 1.0 if greedy else top_p,
-                           "max_tokens": max_new_tokens, "seed": seed + 7919 * i + attempt}
+                payload = {
+                    "prompt": prompt,
+                    "n": n - len(texts),
+                    "temperature": temperature,
+                    "top_p": 1.0 if greedy else top_p,
+                    "max_tokens": max_new_tokens,
+                    "seed": seed + 7919 * i + attempt,
+                }
                 if stop:
                     payload["stop"] = list(stop)
                 if self.top_k and not greedy:
@@ -95,8 +128,13 @@ class OpenAIBackend:
 
         def one(pc):
             prompt, completion = pc
-            payload = {"prompt": prompt + completion, "max_tokens": 1, "temperature": 0, "echo": True,
-                       "logprobs": self.top_logprobs if shifted else 1}
+            payload = {
+                "prompt": prompt + completion,
+                "max_tokens": 1,
+                "temperature": 0,
+                "echo": True,
+                "logprobs": self.top_logprobs if shifted else 1,
+            }
             lp = self._post(payload)["choices"][0]["logprobs"]
             nll, count, approx = 0.0, 0, 0
             offsets, values = lp["text_offset"], lp["token_logprobs"]

@@ -102,8 +102,16 @@ def _nucleus(sorted_probs, sorted_idx, top_p, generator):
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model_path: str, dtype: str = "float32", device: str = "auto", batch_size: int = 24, progress: bool = True,
-                 tokenization: Tokenization | None = None, top_k: int = 0):
+    def __init__(
+        self,
+        model_path: str,
+        dtype: str = "float32",
+        device: str = "auto",
+        batch_size: int = 24,
+        progress: bool = True,
+        tokenization: Tokenization | None = None,
+        top_k: int = 0,
+    ):
         from .. import model as model_mod
 
         self.model, self.tok = model_mod.load(model_path, dtype=dtype, device=device)
@@ -128,9 +136,18 @@ class TransformersBackend:
     def device(self):
         return self.model.device
 
-    def generate(self, prompts: Sequence[str], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
-                 max_new_tokens: int = 256, seed: int = 0, stop: Sequence[str] | None = None,
-                 fence_stop: bool = False, desc: str = "generate") -> list[list[str]]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: Sequence[str] | None = None,
+        fence_stop: bool = False,
+        desc: str = "generate",
+    ) -> list[list[str]]:
         """``n`` completions per prompt (one when greedy, temperature == 0).
 
         All prompts x samples are decoded in left-padded batches of ``batch_size`` sequences (prompts sorted
@@ -182,7 +199,9 @@ class TransformersBackend:
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         with torch.no_grad():
-            logits = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True).logits[:, -1, :]
+            logits = self.model(
+                input_ids=input_ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True
+            ).logits[:, -1, :]
             next_pos = pos[:, -1:] + 1
             for step in range(max_new_tokens):
                 nxt = sample_next(logits, temperature, top_p, gen, top_k=self.top_k)
@@ -201,14 +220,28 @@ class TransformersBackend:
                     attn, nxt, next_pos = attn[sel], nxt[sel], next_pos[sel]
                     active = [active[k] for k in keep]
                 attn = torch.cat([attn, attn.new_ones(len(active), 1)], dim=1)
-                logits = self.model(input_ids=nxt[:, None], attention_mask=attn, position_ids=next_pos, past_key_values=cache,
-                                    use_cache=True).logits[:, -1, :]
+                logits = self.model(
+                    input_ids=nxt[:, None],
+                    attention_mask=attn,
+                    position_ids=next_pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                ).logits[:, -1, :]
                 next_pos = next_pos + 1
         return generated
 
-    def generate_hf(self, prompts: Sequence[str], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
-                    max_new_tokens: int = 256, seed: int = 0, stop: Sequence[str] | None = None, fence_stop: bool = False,
-                    per_prompt: bool = False) -> list[list[str]]:
+    def generate_hf(
+        self,
+        prompts: Sequence[str],
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: Sequence[str] | None = None,
+        fence_stop: bool = False,
+        per_prompt: bool = False,
+    ) -> list[list[str]]:
         """``model.generate`` as most code does it. ``per_prompt=True`` is the paper's way: one prompt at a
         time with ``num_return_sequences=n``; else batches of ``batch_size`` sequences. Kept for comparison
         (benchmarks/bench_generate.py) and as a reference implementation."""
@@ -221,16 +254,26 @@ class TransformersBackend:
         out: list[list[str]] = [[] for _ in prompts]
         groups = [[(i, None)] for i in range(len(prompts))] if per_prompt else None
         jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
-        batches = groups if per_prompt else [jobs[s : s + self.batch_size] for s in range(0, len(jobs), self.batch_size)]
+        batches = (
+            groups if per_prompt else [jobs[s : s + self.batch_size] for s in range(0, len(jobs), self.batch_size)]
+        )
         for batch in batches:
             input_ids, attn = self.encode_batch([prompts[i] for i, _ in batch])
             enc = {"input_ids": input_ids, "attention_mask": attn}
             reps = n if per_prompt else 1
-            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, use_cache=True, num_return_sequences=reps)
-            kwargs.update(do_sample=False) if greedy else kwargs.update(do_sample=True, temperature=temperature, top_p=top_p,
-                                                                        top_k=self.top_k)
+            kwargs = dict(
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tok.pad_token_id,
+                use_cache=True,
+                num_return_sequences=reps,
+            )
+            kwargs.update(do_sample=False) if greedy else kwargs.update(
+                do_sample=True, temperature=temperature, top_p=top_p, top_k=self.top_k
+            )
             if stop or fence_stop:
-                kwargs["stopping_criteria"] = StoppingCriteriaList([_HFStop(_Stopper(self.tok, len(batch) * reps, stop, fence_stop))])
+                kwargs["stopping_criteria"] = StoppingCriteriaList(
+                    [_HFStop(_Stopper(self.tok, len(batch) * reps, stop, fence_stop))]
+                )
             with torch.no_grad():
                 seqs = self.model.generate(**enc, **kwargs)
             texts = self.tok.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)

@@ -12,18 +12,34 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model_path: str, dtype: str = "bfloat16", tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 max_model_len: int | None = None, seed: int = 0, progress: bool = True, tokenization: Tokenization | None = None,
-                 top_k: int = 0):
+    def __init__(
+        self,
+        model_path: str,
+        dtype: str = "bfloat16",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        seed: int = 0,
+        progress: bool = True,
+        tokenization: Tokenization | None = None,
+        top_k: int = 0,
+    ):
         try:
             from vllm import LLM
         except ImportError as e:  # CPU machines: say what to do instead of a traceback
-            raise RuntimeError("generation.backend 'vllm' needs a CUDA machine with vllm installed (envs/gpu.yaml); "
-                               "use 'transformers' or 'openai' elsewhere") from e
+            raise RuntimeError(
+                "generation.backend 'vllm' needs a CUDA machine with vllm installed (envs/gpu.yaml); "
+                "use 'transformers' or 'openai' elsewhere"
+            ) from e
         from ..model import resolve
 
-        kwargs = dict(model=resolve(model_path), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                      gpu_memory_utilization=gpu_memory_utilization, seed=seed)
+        kwargs = dict(
+            model=resolve(model_path),
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=seed,
+        )
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
         self.llm = LLM(**kwargs)
@@ -38,12 +54,30 @@ class VLLMBackend:
 
         return [TokensPrompt(prompt_token_ids=self.tokenization.encode(self.tok, p)) for p in prompts]
 
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None, fence_stop=False, desc="generate"):
+    def generate(
+        self,
+        prompts,
+        n=1,
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=256,
+        seed=0,
+        stop=None,
+        fence_stop=False,
+        desc="generate",
+    ):
         from vllm import SamplingParams
 
         greedy = temperature == 0
-        sp = SamplingParams(n=1 if greedy else n, temperature=temperature, top_p=1.0 if greedy else top_p, max_tokens=max_new_tokens,
-                            top_k=-1 if greedy or not self.top_k else self.top_k, stop=list(stop or []) or None, seed=seed)
+        sp = SamplingParams(
+            n=1 if greedy else n,
+            temperature=temperature,
+            top_p=1.0 if greedy else top_p,
+            max_tokens=max_new_tokens,
+            top_k=-1 if greedy or not self.top_k else self.top_k,
+            stop=list(stop or []) or None,
+            seed=seed,
+        )
         outs = self.llm.generate(self.requests(prompts), sp, use_tqdm=self.progress)
         post = cut_after_fence if fence_stop else (lambda t: t)
         return [[post(o.text) for o in out.outputs] for out in outs]

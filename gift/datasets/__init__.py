@@ -33,36 +33,68 @@ from .humaneval import load_humaneval, load_humanevalplus
 from .mbpp import MBPP_SPLITS, load_mbpp
 from .mbppplus import load_mbppplus
 
-__all__ = ["DATASETS", "DataError", "DatasetInfo", "LOADERS", "MBPP_SPLITS", "execution_formats", "function_header",
-           "load_apps", "load_appsplus", "load_codeinsight", "load_humaneval", "load_humanevalplus", "load_mbpp",
-           "load_configured", "load_mbppplus", "load_split"]
+__all__ = [
+    "DATASETS",
+    "DataError",
+    "DatasetInfo",
+    "LOADERS",
+    "MBPP_SPLITS",
+    "execution_formats",
+    "function_header",
+    "load_apps",
+    "load_appsplus",
+    "load_codeinsight",
+    "load_humaneval",
+    "load_humanevalplus",
+    "load_mbpp",
+    "load_configured",
+    "load_mbppplus",
+    "load_split",
+]
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
     loader: Callable[..., list]
-    formats: tuple[str, ...]      # execution-engine formats its problems use
-    splits: tuple[str, ...]       # split names the loader accepts
-    hub: str | None               # default repository for a bare ``hf:`` path
-    options: tuple[str, ...] = () # extra keyword options of the loader
-    shipped: str | None = None    # data in this repository, if any
+    formats: tuple[str, ...]  # execution-engine formats its problems use
+    splits: tuple[str, ...]  # split names the loader accepts
+    hub: str | None  # default repository for a bare ``hf:`` path
+    options: tuple[str, ...] = ()  # extra keyword options of the loader
+    shipped: str | None = None  # data in this repository, if any
 
 
 DATASETS: dict[str, DatasetInfo] = {
     d.name: d
     for d in (
-        DatasetInfo("mbpp", load_mbpp, ("assert",), tuple(MBPP_SPLITS), "google-research-datasets/mbpp:full",
-                    shipped="data/mbpp/mbpp.jsonl"),
+        DatasetInfo(
+            "mbpp",
+            load_mbpp,
+            ("assert",),
+            tuple(MBPP_SPLITS),
+            "google-research-datasets/mbpp:full",
+            shipped="data/mbpp/mbpp.jsonl",
+        ),
         DatasetInfo("mbppplus", load_mbppplus, ("assert",), ("test",), "evalplus/mbppplus"),
         DatasetInfo("humaneval", load_humaneval, ("humaneval",), ("test",), "openai/openai_humaneval"),
         DatasetInfo("humanevalplus", load_humanevalplus, ("humaneval",), ("test",), "evalplus/humanevalplus"),
-        DatasetInfo("codeinsight", load_codeinsight, ("assert",), ("train", "test"), None,
-                    shipped="data/codeinsight"),
-        DatasetInfo("apps", load_apps, ("apps_call", "apps_stdio"), ("train", "test"), "codeparrot/apps",
-                    options=("difficulty", "max_tests")),
-        DatasetInfo("appsplus", load_appsplus, ("apps_call", "apps_stdio"), ("train", "validation", "test"), None,
-                    options=("difficulty", "max_tests")),
+        DatasetInfo("codeinsight", load_codeinsight, ("assert",), ("train", "test"), None, shipped="data/codeinsight"),
+        DatasetInfo(
+            "apps",
+            load_apps,
+            ("apps_call", "apps_stdio"),
+            ("train", "test"),
+            "codeparrot/apps",
+            options=("difficulty", "max_tests"),
+        ),
+        DatasetInfo(
+            "appsplus",
+            load_appsplus,
+            ("apps_call", "apps_stdio"),
+            ("train", "validation", "test"),
+            None,
+            options=("difficulty", "max_tests"),
+        ),
     )
 }
 
@@ -76,8 +108,9 @@ def execution_formats(dataset: str) -> tuple[str, ...]:
     return DATASETS[dataset].formats
 
 
-def load_split(dataset: str, path: str | Path, split: str, ids=None, limit: int | None = None, order: str = "first",
-               **options) -> list[dict]:
+def load_split(
+    dataset: str, path: str | Path, split: str, ids=None, limit: int | None = None, order: str = "first", **options
+) -> list[dict]:
     """Load one split, then keep the listed ``ids`` (task ids as in the release - the last ``/`` part
     of ``task_id``, or the whole ``task_id`` - in that order) or the first ``limit`` problems in
     ``order``: ``first`` (release order) or ``shortest`` (shortest reference solution first, ties by
@@ -88,8 +121,10 @@ def load_split(dataset: str, path: str | Path, split: str, ids=None, limit: int 
     info = DATASETS[dataset]
     bad = sorted(k for k, v in options.items() if k not in info.options and v is not None)
     if bad:
-        raise DataError(f"dataset '{dataset}' takes no option(s) {bad}"
-                        + (f" (it takes: {', '.join(info.options)})" if info.options else ""))
+        raise DataError(
+            f"dataset '{dataset}' takes no option(s) {bad}"
+            + (f" (it takes: {', '.join(info.options)})" if info.options else "")
+        )
     options = {k: v for k, v in options.items() if k in info.options}
     if order not in ("first", "shortest"):
         raise DataError(f"data order '{order}' (first | shortest)")
@@ -116,7 +151,9 @@ def load_configured(spec: dict, *, full: bool = False) -> list[dict]:
     in-context example files index."""
     options = {k: spec[k] for k in ("difficulty", "max_tests") if spec.get(k) is not None}
     splits = spec["split"] if isinstance(spec["split"], list) else [spec["split"]]
-    ids, limit, order = (None, None, "first") if full else (spec.get("ids"), spec.get("limit"), spec.get("order", "first"))
+    ids, limit, order = (
+        (None, None, "first") if full else (spec.get("ids"), spec.get("limit"), spec.get("order", "first"))
+    )
     if len(splits) == 1:
         return load_split(spec["dataset"], spec["path"], splits[0], ids=ids, limit=limit, order=order, **options)
     problems = [p for sp in splits for p in load_split(spec["dataset"], spec["path"], sp, order=order, **options)]

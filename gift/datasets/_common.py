@@ -100,11 +100,23 @@ def split_asserts(source: str, where, i) -> tuple[list[str], str]:
     if not tests:
         raise DataError(f"{where}: row {i}: 'assertion' holds no assert statement")
     # a few MBPP+ rows call math.isclose without importing math: import such stdlib modules
-    bound = {a.asname or a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-             for a in n.names}
+    bound = {
+        a.asname or a.name.split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }
     bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    used = sorted({n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-                   and n.value.id in sys.stdlib_module_names and n.value.id not in bound})
+    used = sorted(
+        {
+            n.value.id
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name)
+            and n.value.id in sys.stdlib_module_names
+            and n.value.id not in bound
+        }
+    )
     setup = [f"import {m}" for m in used] + setup
     return tests, "\n".join(setup)
 
@@ -143,8 +155,12 @@ def read_rows(path: str | Path) -> list[dict]:
                             obj = obj[key]
                             break
                     else:  # {id: row, ...}
-                        obj = [dict(v, **({"problem_id": k} if isinstance(v, dict) and "problem_id" not in v else {}))
-                               if isinstance(v, dict) else v for k, v in obj.items()]
+                        obj = [
+                            dict(v, **({"problem_id": k} if isinstance(v, dict) and "problem_id" not in v else {}))
+                            if isinstance(v, dict)
+                            else v
+                            for k, v in obj.items()
+                        ]
                 if not isinstance(obj, list):
                     raise DataError(f"{path}: expected a JSON list of rows, got {type(obj).__name__}")
                 return obj

@@ -113,17 +113,20 @@ def _tests(io: dict, fn_name: str | None, where, i) -> list[str]:
     for k, (inp, out) in enumerate(zip(ins, outs)):
         if fn_name:
             if not isinstance(inp, list):
-                raise DataError(f"{where}: row {i}: call-based test {k} input must be a list of arguments, "
-                                f"got {type(inp).__name__}")
+                raise DataError(
+                    f"{where}: row {i}: call-based test {k} input must be a list of arguments, got {type(inp).__name__}"
+                )
             tests.append(json.dumps({"input": inp, "output": out}))
         else:
-            tests.append(json.dumps({"input": _lines(inp, "input", where, i, k),
-                                     "output": _lines(out, "output", where, i, k)}))
+            tests.append(
+                json.dumps({"input": _lines(inp, "input", where, i, k), "output": _lines(out, "output", where, i, k)})
+            )
     return tests
 
 
-def _problem(*, dataset, split, pid, question, io, solutions, starter, difficulty, url, fn_name,
-             where, i, max_tests) -> dict | None:
+def _problem(
+    *, dataset, split, pid, question, io, solutions, starter, difficulty, url, fn_name, where, i, max_tests
+) -> dict | None:
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"{where}: row {i}: 'question' must be a non-empty string")
     if solutions is None:
@@ -182,15 +185,32 @@ def _std_based(value, where, i, key) -> bool:
     raise DataError(f"{where}: row {i}: '{key}' must be true/false or 'stdin'/'call', got {value!r}")
 
 
-def _fn_problem(*, dataset, split, pid, description, code, fn_name, inputs, outputs, std, difficulty, where, i,
-                max_tests, starter="") -> dict | None:
+def _fn_problem(
+    *,
+    dataset,
+    split,
+    pid,
+    description,
+    code,
+    fn_name,
+    inputs,
+    outputs,
+    std,
+    difficulty,
+    where,
+    i,
+    max_tests,
+    starter="",
+) -> dict | None:
     """An APPS+ problem whose tests call the function ``fn_name`` (with stdin patched when ``std``)."""
     if not isinstance(description, str) or not description.strip():
         raise DataError(f"{where}: row {i}: the description must be a non-empty string")
     if not isinstance(code, str) or not code.strip():
         raise DataError(f"{where}: row {i}: the reference code must be a non-empty string")
     if not isinstance(fn_name, str) or not fn_name.strip():
-        raise DataError(f"{where}: row {i}: 'fn_name' must be a non-empty string (APPS+ names a function for every problem)")
+        raise DataError(
+            f"{where}: row {i}: 'fn_name' must be a non-empty string (APPS+ names a function for every problem)"
+        )
     tests = _tests({"inputs": inputs, "outputs": outputs}, None if std else fn_name, where, i)
     if not tests:
         return None
@@ -229,10 +249,21 @@ def _from_authors_row(row, where, i, *, dataset, split, max_tests, difficulty) -
         if k not in test:
             raise DataError(f"{where}: row {i}: 'test' lacks '{k}'")
     pid = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), i - 1)
-    return _fn_problem(dataset=dataset, split=split, pid=pid, description=row["query"], code=row["code"],
-                       fn_name=test["fn_name"], inputs=test["inputs"], outputs=test["outputs"],
-                       std=_std_based(row.get("std_based"), where, i, "std_based"),
-                       difficulty=row.get("difficulty") or difficulty, where=where, i=i, max_tests=max_tests)
+    return _fn_problem(
+        dataset=dataset,
+        split=split,
+        pid=pid,
+        description=row["query"],
+        code=row["code"],
+        fn_name=test["fn_name"],
+        inputs=test["inputs"],
+        outputs=test["outputs"],
+        std=_std_based(row.get("std_based"), where, i, "std_based"),
+        difficulty=row.get("difficulty") or difficulty,
+        where=where,
+        i=i,
+        max_tests=max_tests,
+    )
 
 
 def _from_stepcoder_row(row, where, i, *, dataset, split, max_tests, difficulty) -> dict | None:
@@ -243,32 +274,59 @@ def _from_stepcoder_row(row, where, i, *, dataset, split, max_tests, difficulty)
     m = _DOCSTRING.search(prompt) if isinstance(prompt, str) else None
     description = m.group(1) if m else (row.get("question") or prompt)
     pid = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), i - 1)
-    return _fn_problem(dataset=dataset, split=split, pid=pid, description=description, code=row["canonical_solution"],
-                       fn_name=row["fn_name"], inputs=row["inputs"], outputs=row["outputs"],
-                       std=_std_based(row.get("input_type"), where, i, "input_type"),
-                       difficulty=row.get("difficulty") or difficulty, where=where, i=i, max_tests=max_tests,
-                       starter=row.get("starter_code") or "")
+    return _fn_problem(
+        dataset=dataset,
+        split=split,
+        pid=pid,
+        description=description,
+        code=row["canonical_solution"],
+        fn_name=row["fn_name"],
+        inputs=row["inputs"],
+        outputs=row["outputs"],
+        std=_std_based(row.get("input_type"), where, i, "input_type"),
+        difficulty=row.get("difficulty") or difficulty,
+        where=where,
+        i=i,
+        max_tests=max_tests,
+        starter=row.get("starter_code") or "",
+    )
 
 
 def _from_row(row, where, i, *, dataset, split, max_tests, difficulty="") -> dict | None:
     if not isinstance(row, dict):
         raise DataError(f"{where}: row {i}: expected a JSON object, got {type(row).__name__}")
     if "query" in row and "code" in row and "test" in row:
-        return _from_authors_row(row, where, i, dataset=dataset, split=split, max_tests=max_tests, difficulty=difficulty)
+        return _from_authors_row(
+            row, where, i, dataset=dataset, split=split, max_tests=max_tests, difficulty=difficulty
+        )
     if "canonical_solution" in row and "fn_name" in row and "inputs" in row:
         for k in ("outputs",):
             if k not in row:
                 raise DataError(f"{where}: row {i}: missing key '{k}'")
-        return _from_stepcoder_row(row, where, i, dataset=dataset, split=split, max_tests=max_tests, difficulty=difficulty)
+        return _from_stepcoder_row(
+            row, where, i, dataset=dataset, split=split, max_tests=max_tests, difficulty=difficulty
+        )
     for k in ("question", "input_output"):
         if k not in row:
             raise DataError(f"{where}: row {i}: missing key '{k}'")
     pid = next((row[k] for k in _ID_KEYS if row.get(k) not in (None, "")), i - 1)
     io = _json_field(row["input_output"], "input_output", where, i, dict)
     sols = _json_field(row.get("solutions"), "solutions", where, i, list)
-    return _problem(dataset=dataset, split=split, pid=pid, question=row["question"], io=io, solutions=sols,
-                    starter=row.get("starter_code"), difficulty=row.get("difficulty"), url=row.get("url"),
-                    fn_name=row.get("fn_name"), where=where, i=i, max_tests=max_tests)
+    return _problem(
+        dataset=dataset,
+        split=split,
+        pid=pid,
+        question=row["question"],
+        io=io,
+        solutions=sols,
+        starter=row.get("starter_code"),
+        difficulty=row.get("difficulty"),
+        url=row.get("url"),
+        fn_name=row.get("fn_name"),
+        where=where,
+        i=i,
+        max_tests=max_tests,
+    )
 
 
 def _read_json(f: Path):
@@ -296,9 +354,21 @@ def _from_folder(d: Path, *, dataset, split, max_tests) -> dict | None:
         raise DataError(f"{d}/metadata.json: must be a JSON object")
     starter = (d / "starter_code.py").read_text(encoding="utf-8") if (d / "starter_code.py").is_file() else ""
     pid = int(d.name) if d.name.isdigit() else d.name
-    return _problem(dataset=dataset, split=split, pid=pid, question=question, io=io, solutions=sols, starter=starter,
-                    difficulty=meta.get("difficulty"), url=meta.get("url"), fn_name=None, where=where,
-                    i=d.name, max_tests=max_tests)
+    return _problem(
+        dataset=dataset,
+        split=split,
+        pid=pid,
+        question=question,
+        io=io,
+        solutions=sols,
+        starter=starter,
+        difficulty=meta.get("difficulty"),
+        url=meta.get("url"),
+        fn_name=None,
+        where=where,
+        i=d.name,
+        max_tests=max_tests,
+    )
 
 
 def _rows_problems(rows: Iterable, where, **kw) -> list[dict]:
@@ -313,8 +383,14 @@ def _rows_problems(rows: Iterable, where, **kw) -> list[dict]:
     return out
 
 
-def load_apps(path: str | Path, split: str | None = "train", *, difficulty=None, max_tests: int | None = None,
-              dataset: str = "apps") -> list[dict]:
+def load_apps(
+    path: str | Path,
+    split: str | None = "train",
+    *,
+    difficulty=None,
+    max_tests: int | None = None,
+    dataset: str = "apps",
+) -> list[dict]:
     """APPS problems of ``split`` from ``path`` (see the module docstring for layouts)."""
     levels = _difficulties(difficulty)
     if max_tests is not None and (not isinstance(max_tests, int) or isinstance(max_tests, bool) or max_tests < 1):
@@ -328,8 +404,10 @@ def load_apps(path: str | Path, split: str | None = "train", *, difficulty=None,
         root = _tree_root(p, split) if p.is_dir() else None
         if root is not None:
             problems = []
-            for d in sorted((c for c in root.iterdir() if c.is_dir() and not c.name.startswith(".")),
-                            key=lambda c: (not c.name.isdigit(), int(c.name) if c.name.isdigit() else 0, c.name)):
+            for d in sorted(
+                (c for c in root.iterdir() if c.is_dir() and not c.name.startswith(".")),
+                key=lambda c: (not c.name.isdigit(), int(c.name) if c.name.isdigit() else 0, c.name),
+            ):
                 prob = _from_folder(d, **kw)
                 if prob is not None:
                     problems.append(prob)
@@ -338,15 +416,18 @@ def load_apps(path: str | Path, split: str | None = "train", *, difficulty=None,
             if p.is_dir():
                 f = split_file(p, split) if split else None
                 if f is None:
-                    raise DataError(f"{p}: no APPS split '{split}' (neither {split}/NNNN/question.txt problem "
-                                    f"folders nor {split}.jsonl / {split}.json)")
+                    raise DataError(
+                        f"{p}: no APPS split '{split}' (neither {split}/NNNN/question.txt problem "
+                        f"folders nor {split}.jsonl / {split}.json)"
+                    )
             problems = _rows_problems(read_rows(f), f, **kw)
     if levels is not None:
         problems = [q for q in problems if q["difficulty"] in levels]
     return problems
 
 
-def load_appsplus(path: str | Path, split: str | None = "test", *, difficulty=None,
-                  max_tests: int | None = None) -> list[dict]:
+def load_appsplus(
+    path: str | Path, split: str | None = "test", *, difficulty=None, max_tests: int | None = None
+) -> list[dict]:
     """APPS+ (StepCoder's refined APPS): the same layouts as APPS; no default hub repository."""
     return load_apps(path, split, difficulty=difficulty, max_tests=max_tests, dataset="appsplus")

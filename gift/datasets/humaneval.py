@@ -25,7 +25,7 @@ from .sources import split_rows
 
 HUB_REPOS = {"humaneval": "openai/openai_humaneval", "humanevalplus": "evalplus/humanevalplus"}
 
-_DIFF_CHECK = '''
+_DIFF_CHECK = """
 def check(candidate):
     import copy as _copy, json as _json, math as _math
     _ns = {{}}
@@ -49,7 +49,7 @@ def check(candidate):
         _expected = _reference(*_copy.deepcopy(_args))
         _got = candidate(*_copy.deepcopy(_args))
         assert _same(_expected, _got), f"input {{_args!r}}: expected {{_expected!r}}"
-'''
+"""
 
 
 def differential_check(reference: str, entry_point: str, inputs: list, atol: float = 0) -> str:
@@ -71,7 +71,9 @@ def _docstring(code: str, entry: str) -> str | None:
 
 def _load(path, split, dataset: str) -> list[dict]:
     if split not in (None, "test"):
-        raise DataError(f"{'HumanEval+' if dataset == 'humanevalplus' else 'HumanEval'} has only the 'test' split, not '{split}'")
+        raise DataError(
+            f"{'HumanEval+' if dataset == 'humanevalplus' else 'HumanEval'} has only the 'test' split, not '{split}'"
+        )
     where, rows = split_rows(path, "test", default_repo=HUB_REPOS[dataset])
     problems = []
     for i, row in enumerate(rows, 1):

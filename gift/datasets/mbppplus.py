@@ -51,8 +51,12 @@ def load_mbppplus(path: str | Path, split: str | None = "test") -> list[dict]:
         if isinstance(row, dict) and "test_list" in row and "assertion" not in row:
             problems.append(_hub_row(row, where, i))
             continue
-        need(row, ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol",
-                   "assertion"), where, i)
+        need(
+            row,
+            ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol", "assertion"),
+            where,
+            i,
+        )
         for k in ("task_id", "prompt", "entry_point", "canonical_solution", "assertion"):
             need_type(row, k, str, where, i)
         inputs = {k: _inputs(row, k, where, i) for k in ("base_input", "plus_input")}

@@ -38,7 +38,7 @@ def is_url(path) -> bool:
 def parse_hub(spec: str, default_repo: str | None = None, default_config: str | None = None):
     """``hf:<repo_id>[:<config>][@<revision>]`` -> (repo_id, config, revision); a bare ``hf:`` means
     the dataset's default hub repository (and its default config)."""
-    rest = spec[len(HUB_PREFIX):].strip()
+    rest = spec[len(HUB_PREFIX) :].strip()
     revision = None
     if "@" in rest:
         rest, revision = rest.rsplit("@", 1)
@@ -53,15 +53,18 @@ def parse_hub(spec: str, default_repo: str | None = None, default_config: str | 
     return repo, (config or None), (revision or None)
 
 
-def _hub_load_dataset(repo_id: str, config: str | None = None, *, split: str | None = None,
-                      revision: str | None = None):
+def _hub_load_dataset(
+    repo_id: str, config: str | None = None, *, split: str | None = None, revision: str | None = None
+):
     """The default ``HUB_LOADER``: ``datasets.load_dataset`` (needs the machine to be online the
     first time; later runs read the library's cache)."""
     try:
         import datasets  # noqa: F401
     except ImportError:
-        raise DataError(f"hf:{repo_id}: loading from the Hugging Face hub needs the 'datasets' package "
-                        f"(pip install datasets), or point data.path at a local copy") from None
+        raise DataError(
+            f"hf:{repo_id}: loading from the Hugging Face hub needs the 'datasets' package "
+            f"(pip install datasets), or point data.path at a local copy"
+        ) from None
     kwargs: dict[str, Any] = {"split": split}
     if revision:
         kwargs["revision"] = revision
@@ -84,12 +87,20 @@ def _as_rows(ds) -> list[dict]:
     return [dict(r) for r in ds]
 
 
-def hub_rows(spec: str, split: str | None, *, default_repo: str | None = None,
-             default_config: str | None = None, hub_split: str | None = None) -> tuple[str, list[dict]]:
+def hub_rows(
+    spec: str,
+    split: str | None,
+    *,
+    default_repo: str | None = None,
+    default_config: str | None = None,
+    hub_split: str | None = None,
+) -> tuple[str, list[dict]]:
     """-> (label for messages, rows) of one split of a hub dataset."""
     repo, config, revision = parse_hub(spec, default_repo, default_config)
     want = hub_split if hub_split is not None else split
-    label = f"hf:{repo}" + (f":{config}" if config else "") + (f"@{revision}" if revision else "") + f"[{want or 'all'}]"
+    label = (
+        f"hf:{repo}" + (f":{config}" if config else "") + (f"@{revision}" if revision else "") + f"[{want or 'all'}]"
+    )
     try:
         ds = HUB_LOADER(repo, config, split=want, revision=revision)
     except DataError:
@@ -180,8 +191,14 @@ def local_path(path) -> Path:
     return p
 
 
-def split_rows(path, split: str | None, *, default_repo: str | None = None, default_config: str | None = None,
-               hub_split: str | None = None) -> tuple[Any, list[dict]]:
+def split_rows(
+    path,
+    split: str | None,
+    *,
+    default_repo: str | None = None,
+    default_config: str | None = None,
+    hub_split: str | None = None,
+) -> tuple[Any, list[dict]]:
     """-> (label, rows) for the common layouts: a hub spec; a data file (holds the split, or the
     loader filters it); a folder with ``<split>.jsonl`` (or .jsonl.gz/.json/.json.gz/.parquet)."""
     if is_hub(path):

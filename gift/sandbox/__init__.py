@@ -43,5 +43,17 @@ from .pool import SERVERS_PER_CORE, sandbox_info, shutdown
 from .records import FORMATS, STATUSES
 from .run import execute, execute_one, main
 
-__all__ = ["execute", "execute_one", "sandbox_info", "shutdown", "STATUSES", "FORMATS", "SERVERS_PER_CORE",
-           "compare_call_output", "compare_stdout", "encode_value", "decode_value", "main"]
+__all__ = [
+    "execute",
+    "execute_one",
+    "sandbox_info",
+    "shutdown",
+    "STATUSES",
+    "FORMATS",
+    "SERVERS_PER_CORE",
+    "compare_call_output",
+    "compare_stdout",
+    "encode_value",
+    "decode_value",
+    "main",
+]

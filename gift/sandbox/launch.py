@@ -36,8 +36,14 @@ _COVERED = ("/tmp", "/var/tmp", "/dev/shm")  # replaced by private tmpfs in the 
 def _needed_paths() -> set[str]:
     """What the fork server must be able to read: the interpreter, its stdlib and site-packages (a
     virtual environment), and the repository (gift/sandbox/child/)."""
-    need = {os.path.dirname(os.__file__), sys.prefix, sys.base_prefix, sys.exec_prefix,
-            os.path.dirname(os.path.dirname(_HERE)), os.path.dirname(sys.executable)}
+    need = {
+        os.path.dirname(os.__file__),
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        os.path.dirname(os.path.dirname(_HERE)),
+        os.path.dirname(sys.executable),
+    }
     try:
         need.update(site.getsitepackages())
     except AttributeError:
@@ -55,7 +61,7 @@ def _keep_lines() -> tuple[str, str]:
     for p in _needed_paths():
         for d in _COVERED:
             if p.startswith(d + "/"):
-                keep.setdefault(d, set()).add(p[len(d) + 1:].split("/")[0])
+                keep.setdefault(d, set()).add(p[len(d) + 1 :].split("/")[0])
     pre, post = [], []
     q = shlex.quote
     for n, d in enumerate(sorted(keep)):
@@ -111,9 +117,26 @@ def _variants() -> list[tuple[str, list[str]]]:
         if mnt:
             pre, post = _keep_lines()
             script = _MNT_SCRIPT % (pre, post, _overmount_lines())
-            out.append(("net+pid+mount", [unshare, "--net", "--pid", "--fork", "--kill-child",
-                                          "--mount", "--mount-proc", "/bin/sh", "-c", script,
-                                          "gift-sandbox", mnt] + py))
+            out.append(
+                (
+                    "net+pid+mount",
+                    [
+                        unshare,
+                        "--net",
+                        "--pid",
+                        "--fork",
+                        "--kill-child",
+                        "--mount",
+                        "--mount-proc",
+                        "/bin/sh",
+                        "-c",
+                        script,
+                        "gift-sandbox",
+                        mnt,
+                    ]
+                    + py,
+                )
+            )
         out.append(("net", [unshare, "--net"] + py))
     out.append(("none", py))
     want = os.environ.get("GIFT_SANDBOX_NS")
@@ -123,9 +146,15 @@ def _variants() -> list[tuple[str, list[str]]]:
 
 
 def _server_env(preimport: str | None = None) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-           "LANG": "C.UTF-8", "HOME": "/nonexistent", "PYTHONHASHSEED": "0",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": "/nonexistent",
+        "PYTHONHASHSEED": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     for k in ("GIFT_SANDBOX_PREIMPORT", "GIFT_SANDBOX_UID", "GIFT_SANDBOX_SLOTS"):
         if k in os.environ:
             env[k] = os.environ[k]

@@ -30,6 +30,7 @@ def decode_value(text_or_json: Any) -> Any:
 def _np():
     try:
         import numpy
+
         return numpy
     except ImportError:  # pragma: no cover
         return None
@@ -58,12 +59,29 @@ def _prepare_plus(row: dict, req: dict, tests: list, memo: dict | None = None) -
         for g, lim in zip(groups, limits):
             per[g] = per.get(g, 0.0) + (lim or 1.0)
         req["timeout"] = sum(min(60.0, v) + 1.0 for v in per.values()) if per else DEFAULT_TIMEOUT_S
-    req.update(mode="plus", entry_point=ep, setup=row.get("setup") or "", inputs=inputs,
-               expected=exps, limits=limits, stop_first=bool(row.get("stop_first", True)),
-               cmp={"entry_point": ep, "dataset": dataset, "atol": atols, "group": groups,
-                    "needs_input": needs_input})
-    expected = [{"meta": meta, "atol": atols, "group": groups, "dataset": dataset, "entry_point": ep,
-                 "needs_input": needs_input, "limits": limits, "timeout": req["timeout"], "dec": {}}]
+    req.update(
+        mode="plus",
+        entry_point=ep,
+        setup=row.get("setup") or "",
+        inputs=inputs,
+        expected=exps,
+        limits=limits,
+        stop_first=bool(row.get("stop_first", True)),
+        cmp={"entry_point": ep, "dataset": dataset, "atol": atols, "group": groups, "needs_input": needs_input},
+    )
+    expected = [
+        {
+            "meta": meta,
+            "atol": atols,
+            "group": groups,
+            "dataset": dataset,
+            "entry_point": ep,
+            "needs_input": needs_input,
+            "limits": limits,
+            "timeout": req["timeout"],
+            "dec": {},
+        }
+    ]
     return req, expected, len(tests)
 
 
@@ -72,7 +90,7 @@ def _parse_plus_tests(row: dict, tests: list, dataset: str, ep: str) -> tuple:
     for t in tests:
         d = json.loads(t) if isinstance(t, str) else t
         if not isinstance(d, dict) or "input" not in d or not isinstance(d["input"], list):
-            raise ValueError(f"evalplus row {row.get('id')!r}: a test needs an \"input\" list")
+            raise ValueError(f'evalplus row {row.get("id")!r}: a test needs an "input" list')
         has_exp = "expected" in d
         exp = d["expected"] if has_exp else None
         inputs.append(_J.encode(d["input"]))
@@ -83,7 +101,8 @@ def _parse_plus_tests(row: dict, tests: list, dataset: str, ep: str) -> tuple:
         groups.append(int(d.get("group") or 0))
         meta.append((has_exp, exp, d["input"]))
     needs_input = (dataset == "mbpp" and ep in ("surface_Area", "digit_distance_nums")) or (
-        dataset == "humaneval" and ep == "find_zero")
+        dataset == "humaneval" and ep == "find_zero"
+    )
     return inputs, exps, limits, atols, groups, meta, needs_input
 
 
@@ -166,8 +185,10 @@ def _verdict_plus(row: dict, info: dict, total: int, raw: dict, out: dict) -> di
             first_fail = (i, "wrong", f"wrong output: got {_short_repr(got)} expected {_short_repr(expv)}")
     passed_n = sum(g_pass)
     out["tests_passed"] = passed_n
-    out["groups"] = [{"passed": g_pass[g] == g_total[g] and g_total[g] > 0, "tests_passed": g_pass[g],
-                      "tests_total": g_total[g]} for g in range(ng)]
+    out["groups"] = [
+        {"passed": g_pass[g] == g_total[g] and g_total[g] > 0, "tests_passed": g_pass[g], "tests_total": g_total[g]}
+        for g in range(ng)
+    ]
     if want_out:
         out["outputs"], out["times"] = outputs, times
     complete = raw.get("complete") and not raw.get("tampered")
@@ -209,9 +230,15 @@ def _verdict_plus(row: dict, info: dict, total: int, raw: dict, out: dict) -> di
     sig = raw.get("signal")
     lim = info["limits"][seen] if seen < total else None
     if sig == 27 or (sig is not None and _sig_name(sig) in ("SIGPROF", "SIGXCPU")):
-        out.update(status="timeout", detail=_clip(
-            f"test {seen}: time limit exceeded ({lim:g}s CPU)" if lim and _sig_name(sig) == "SIGPROF"
-            else "CPU time limit exceeded") + inp_src(seen))
+        out.update(
+            status="timeout",
+            detail=_clip(
+                f"test {seen}: time limit exceeded ({lim:g}s CPU)"
+                if lim and _sig_name(sig) == "SIGPROF"
+                else "CPU time limit exceeded"
+            )
+            + inp_src(seen),
+        )
         return out
     if raw.get("timed_out"):
         out.update(status="timeout", detail=f"timeout after {info['timeout']:g}s wall during test {seen}")

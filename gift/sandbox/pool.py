@@ -62,16 +62,22 @@ class _Server:
     def __init__(self, argv: list[str], preimport: frozenset = frozenset()):
         self.errlog = tempfile.TemporaryFile()
         self.preimport = preimport
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.errlog, env=_server_env(" ".join(sorted(preimport))),
-                                     cwd="/", bufsize=0,
-                                     close_fds=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errlog,
+            env=_server_env(" ".join(sorted(preimport))),
+            cwd="/",
+            bufsize=0,
+            close_fds=True,
+            start_new_session=True,
+        )
         self.info = self._read_line(_START_TIMEOUT_S)
         if not self.info or not self.info.get("ready"):
             self.close()
             self.errlog.seek(0)
-            raise _ServerDied("sandbox server failed to start: "
-                              + self.errlog.read()[-500:].decode("utf-8", "replace"))
+            raise _ServerDied("sandbox server failed to start: " + self.errlog.read()[-500:].decode("utf-8", "replace"))
         # what is really loaded (GIFT_SANDBOX_PREIMPORT may override the request)
         self.preimport = frozenset(self.info.get("preimported") or ()) | {m for m in _HEAVY if self.info.get(m)}
         self.heavy = any(m in self.preimport for m in _HEAVY)
@@ -174,8 +180,9 @@ class _Pool:
             heavy = [s for s in self.servers if heavy_mods and preimport <= s.preimport]
             use = heavy[:n_heavy]
             want = [preimport] * (n_heavy - len(use))
-            rest = sorted((s for s in self.servers if s not in use and light_need <= s.preimport),
-                          key=lambda s: s.heavy)  # light ones first
+            rest = sorted(
+                (s for s in self.servers if s not in use and light_need <= s.preimport), key=lambda s: s.heavy
+            )  # light ones first
             use += rest[: n - len(use) - len(want)]
             want += [light_need] * (n - len(use) - len(want))
             if want:

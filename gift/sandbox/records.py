@@ -32,15 +32,20 @@ def _exited_unproven(out: dict, raw: dict, code_ev, test_no: int) -> None:
     """The verdict of a child that exited without its final record: it died before the harness started
     (``killed``), or the candidate ended the process itself (``failed``: nothing is proven)."""
     if not raw.get("has_key"):
-        out.update(status="killed", detail=_clip(f"sandbox child failed before the harness started (exit {raw.get('exit')})"))
+        out.update(
+            status="killed", detail=_clip(f"sandbox child failed before the harness started (exit {raw.get('exit')})")
+        )
     else:
         where = "during top-level code" if code_ev is None else f"during test {test_no}"
-        out.update(status="failed", detail=f"candidate exited (code {raw.get('exit')}) {where}; "
-                                           "the harness could not prove the tests passed")
+        out.update(
+            status="failed",
+            detail=f"candidate exited (code {raw.get('exit')}) {where}; the harness could not prove the tests passed",
+        )
 
 
 def _sig_name(sig: int) -> str:
     import signal as _signal
+
     return _signal.Signals(sig).name if sig in _signal.Signals._value2member_map_ else str(sig)
 
 

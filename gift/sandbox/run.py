@@ -20,9 +20,15 @@ from .verdict import _prepare, _verdict
 
 
 def _bad_row(row: dict, e: Exception) -> dict:
-    return {"id": row.get("id"), "passed": False, "status": "error", "tests_passed": 0,
-            "tests_total": len(row.get("tests") or []), "duration_s": 0.0,
-            "detail": _clip(f"bad row: {e}")}
+    return {
+        "id": row.get("id"),
+        "passed": False,
+        "status": "error",
+        "tests_passed": 0,
+        "tests_total": len(row.get("tests") or []),
+        "duration_s": 0.0,
+        "detail": _clip(f"bad row: {e}"),
+    }
 
 
 class _Dispatch:
@@ -34,8 +40,17 @@ class _Dispatch:
     takes servers down and gets a ``killed`` verdict. An idle server takes over rows that a busy one has
     queued but not started (``steal``)."""
 
-    def __init__(self, servers: list[_Server], jobs: dict, timeouts: dict, heavy_q: collections.deque,
-                 light_q: collections.deque, finish, heavy_rows: set | None = None, pool=_POOL):
+    def __init__(
+        self,
+        servers: list[_Server],
+        jobs: dict,
+        timeouts: dict,
+        heavy_q: collections.deque,
+        light_q: collections.deque,
+        finish,
+        heavy_rows: set | None = None,
+        pool=_POOL,
+    ):
         self.jobs, self.timeouts, self.finish, self.pool = jobs, timeouts, finish, pool
         self.heavy_q, self.light_q, self.heavy_rows = heavy_q, light_q, heavy_rows
         self.sel = selectors.DefaultSelector()
@@ -266,11 +281,17 @@ def execute_one(row: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gift.sandbox", description="Run model-written programs against tests in the sandbox.")
+    ap = argparse.ArgumentParser(
+        prog="python -m gift.sandbox", description="Run model-written programs against tests in the sandbox."
+    )
     ap.add_argument("inp", help="input JSONL (rows with id, code, tests, format, ...)")
     ap.add_argument("out", help="output JSONL (written atomically)")
-    ap.add_argument("--workers", type=int, default=None,
-                    help=f"CPU cores to use (default: all; {SERVERS_PER_CORE} fork servers per core)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"CPU cores to use (default: all; {SERVERS_PER_CORE} fork servers per core)",
+    )
     ap.add_argument("--progress", action="store_true")
     a = ap.parse_args(argv)
     rows = read_jsonl(a.inp)

@@ -8,7 +8,16 @@ from typing import Any
 
 from .compare import _decode, compare_call_output, compare_stdout
 from .plus import _prepare_plus, _verdict_plus
-from .records import DEFAULT_MEM_MB, DEFAULT_TIMEOUT_S, FORMATS, _clip, _exited_unproven, _hexs, _short_repr, _top_level_error
+from .records import (
+    DEFAULT_MEM_MB,
+    DEFAULT_TIMEOUT_S,
+    FORMATS,
+    _clip,
+    _exited_unproven,
+    _hexs,
+    _short_repr,
+    _top_level_error,
+)
 
 
 def _prepare(row: dict, memo: dict | None = None) -> tuple[dict, list, int]:
@@ -18,8 +27,11 @@ def _prepare(row: dict, memo: dict | None = None) -> tuple[dict, list, int]:
         raise ValueError(f"unknown format {fmt!r} (row {row.get('id')!r})")
     tests = list(row.get("tests") or [])
     timeout = float(row.get("timeout_s") or DEFAULT_TIMEOUT_S)
-    req: dict[str, Any] = {"code": row.get("code") or "", "timeout": timeout,
-                           "mem": int(float(row.get("mem_mb") or DEFAULT_MEM_MB) * (1 << 20))}
+    req: dict[str, Any] = {
+        "code": row.get("code") or "",
+        "timeout": timeout,
+        "mem": int(float(row.get("mem_mb") or DEFAULT_MEM_MB) * (1 << 20)),
+    }
     expected: list = []
     if fmt == "assert":
         req.update(mode="assert", tests=tests, setup=row.get("setup") or "")
@@ -31,8 +43,7 @@ def _prepare(row: dict, memo: dict | None = None) -> tuple[dict, list, int]:
     elif fmt == "humaneval":
         if not row.get("entry_point"):
             raise ValueError(f"humaneval row {row.get('id')!r} needs entry_point")
-        req.update(mode="humaneval", tests=tests[:1], entry_point=row["entry_point"],
-                   setup=row.get("setup") or "")
+        req.update(mode="humaneval", tests=tests[:1], entry_point=row["entry_point"], setup=row.get("setup") or "")
         total = 1
     else:
         parsed = []
@@ -47,8 +58,7 @@ def _prepare(row: dict, memo: dict | None = None) -> tuple[dict, list, int]:
         if fmt == "apps_call":
             if not row.get("fn_name"):
                 raise ValueError(f"apps_call row {row.get('id')!r} needs fn_name")
-            req.update(mode="call", fn_name=row["fn_name"],
-                       calls=[json.dumps(p[0] if p else []) for p in parsed])
+            req.update(mode="call", fn_name=row["fn_name"], calls=[json.dumps(p[0] if p else []) for p in parsed])
         else:
             stdins, caps = [], []
             for p in parsed:
@@ -64,9 +74,15 @@ def _prepare(row: dict, memo: dict | None = None) -> tuple[dict, list, int]:
 
 
 def _verdict(row: dict, fmt: str, expected: list, total: int, raw: dict) -> dict:
-    out = {"id": row.get("id"), "passed": False, "status": "failed", "tests_passed": 0,
-           "tests_total": total, "duration_s": round(float(raw.get("duration", 0.0)), 4),
-           "detail": ""}
+    out = {
+        "id": row.get("id"),
+        "passed": False,
+        "status": "failed",
+        "tests_passed": 0,
+        "tests_total": total,
+        "duration_s": round(float(raw.get("duration", 0.0)), 4),
+        "detail": "",
+    }
     if "server_error" in raw:
         out.update(status="killed", detail=_clip("sandbox error: " + raw["server_error"]))
         return out
@@ -105,8 +121,7 @@ def _verdict(row: dict, fmt: str, expected: list, total: int, raw: dict) -> dict
             elif kind == "toolong":
                 why = "output too long"
             else:
-                why = {"exit": "non-zero exit", "memory": "MemoryError",
-                       "exc": "uncaught exception"}.get(kind, kind)
+                why = {"exit": "non-zero exit", "memory": "MemoryError", "exc": "uncaught exception"}.get(kind, kind)
         elif fmt == "apps_call" and kind == "ok":
             exp = expected[i][1] if i < len(expected) and expected[i] else None
             try:
@@ -149,16 +164,19 @@ def _verdict(row: dict, fmt: str, expected: list, total: int, raw: dict) -> dict
         else:
             mem = any(r[1] == "memory" for r in results.values() if not r[0])
             i, kind, why = first_fail if first_fail else (len(results), "missing", "test not run")
-            out.update(status="memory" if mem else "failed",
-                       detail=_clip(f"test {i}: {why}{test_src(i)}"))
+            out.update(status="memory" if mem else "failed", detail=_clip(f"test {i}: {why}{test_src(i)}"))
         return out
     # incomplete record: the harness could not prove anything
     sig = raw.get("signal")
     if raw.get("timed_out"):
-        out.update(status="timeout", detail=f"timeout after {float(row.get('timeout_s') or DEFAULT_TIMEOUT_S):g}s"
-                   + (f" ({passed_n}/{total} tests passed before)" if passed_n else ""))
+        out.update(
+            status="timeout",
+            detail=f"timeout after {float(row.get('timeout_s') or DEFAULT_TIMEOUT_S):g}s"
+            + (f" ({passed_n}/{total} tests passed before)" if passed_n else ""),
+        )
     elif sig is not None:
         import signal as _signal
+
         name = _signal.Signals(sig).name if sig in _signal.Signals._value2member_map_ else str(sig)
         if name == "SIGXCPU":
             out.update(status="timeout", detail="CPU time limit exceeded")

@@ -17,9 +17,29 @@ RECORD_CAP = 64 << 20  # bytes of record kept by the server per candidate
 
 class _Cand:
     """One running candidate (child C) of the server."""
-    __slots__ = ("i", "req", "pid", "pidfd", "rfd", "buf", "overflow", "t0", "deadline", "hard",
-                 "tmp", "slot", "uid", "status", "rec_open", "exit_t", "timed_out", "cpu",
-                 "sample_t", "idle")
+
+    __slots__ = (
+        "i",
+        "req",
+        "pid",
+        "pidfd",
+        "rfd",
+        "buf",
+        "overflow",
+        "t0",
+        "deadline",
+        "hard",
+        "tmp",
+        "slot",
+        "uid",
+        "status",
+        "rec_open",
+        "exit_t",
+        "timed_out",
+        "cpu",
+        "sample_t",
+        "idle",
+    )
 
 
 class Candidates:
@@ -148,8 +168,7 @@ class Candidates:
                             pass
                 _rmtree(tmp)
         end = c.exit_t if c.exit_t is not None and not c.timed_out else now
-        out = {"i": c.i, "duration": min(end, now) - c.t0, "timed_out": c.timed_out,
-               "overflow": c.overflow}
+        out = {"i": c.i, "duration": min(end, now) - c.t0, "timed_out": c.timed_out, "overflow": c.overflow}
         st = c.status
         if os.WIFSIGNALED(st):
             out["signal"] = os.WTERMSIG(st)
@@ -161,7 +180,7 @@ class Candidates:
     def _send(self, obj):
         data = (json.dumps(obj) + "\n").encode()
         while data:
-            data = data[os.write(1, data):]
+            data = data[os.write(1, data) :]
 
     # ------------------------------------------------------------ sweeping
     def _sweep(self, c):

@@ -15,9 +15,26 @@ def _init_numpy():
     if np is None:
         return
     scal = set()
-    for name in ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                 "uint64", "float16", "float32", "float64", "longlong", "ulonglong",
-                 "intc", "uintc", "str_", "bytes_"):
+    for name in (
+        "bool_",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "longlong",
+        "ulonglong",
+        "intc",
+        "uintc",
+        "str_",
+        "bytes_",
+    ):
         t = getattr(np, name, None)
         if isinstance(t, type):
             scal.add(t)
@@ -37,11 +54,23 @@ def _init_numpy():
 # The encoder only accepts exact types and uses C-level methods of the builtin types
 # (never a method a candidate can override); its text has no spaces or newlines.
 
+
 def _mk_ser_plus():
     from json.encoder import encode_basestring_ascii as _esc
     import collections as _col
+
     _type, _list, _tuple, _dict, _set, _fs, _int, _float, _bool, _str = (
-        type, list, tuple, dict, set, frozenset, int, float, bool, str)
+        type,
+        list,
+        tuple,
+        dict,
+        set,
+        frozenset,
+        int,
+        float,
+        bool,
+        str,
+    )
     _none, _complex, _bytes, _bytearray, _len, _range = type(None), complex, bytes, bytearray, len, range
     _irepr, _frepr, _issub = int.__repr__, float.__repr__, issubclass
     _tget, _tlen, _ditems, _lget, _llen = tuple.__getitem__, tuple.__len__, dict.items, list.__getitem__, list.__len__
@@ -160,6 +189,7 @@ _ser_plus = _mk_ser_plus()
 
 class PlusOpaque(object):
     """A return value of a type the encoding does not carry: equal only to itself."""
+
     __slots__ = ("name",)
 
     def __init__(self, name):
@@ -171,6 +201,7 @@ class PlusOpaque(object):
 
 class PlusTupleSub(tuple):
     """A decoded tuple subclass (namedtuple): tuple equality, its own type."""
+
     __slots__ = ()
 
 

@@ -6,28 +6,49 @@ import sys
 
 from _blake2 import blake2b  # (hashlib would load OpenSSL into the server)
 
-_BLOCKED_EVENTS = frozenset((
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames",
-    "sys.settrace", "sys.setprofile", "sys.addaudithook", "os.fork", "os.forkpty",
-    "os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen", "pty.spawn",
-    "os.kill", "os.killpg", "socket.__new__", "socket.connect", "socket.bind",
-    "socket.sendto", "socket.getaddrinfo", "os.chroot", "os.symlink", "os.link",
-))
-_BLOCKED_IMPORTS = frozenset(("ctypes", "_ctypes", "cffi", "_posixsubprocess", "_signal",
-                              "_xxsubinterpreters", "_testcapi", "_testinternalcapi"))
-_WATCH = _BLOCKED_EVENTS | frozenset((
-    "gift.rec", "open", "import", "exec", "function.__new__", "object.__getattr__"))
-_DENY_PARTS = frozenset(("mem", "kmem", "kcore", "fd", "fdinfo", "map_files", "pagemap",
-                         "task", "environ", "syscall"))
+_BLOCKED_EVENTS = frozenset(
+    (
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "sys._current_frames",
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.addaudithook",
+        "os.fork",
+        "os.forkpty",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.system",
+        "subprocess.Popen",
+        "pty.spawn",
+        "os.kill",
+        "os.killpg",
+        "socket.__new__",
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.getaddrinfo",
+        "os.chroot",
+        "os.symlink",
+        "os.link",
+    )
+)
+_BLOCKED_IMPORTS = frozenset(
+    ("ctypes", "_ctypes", "cffi", "_posixsubprocess", "_signal", "_xxsubinterpreters", "_testcapi", "_testinternalcapi")
+)
+_WATCH = _BLOCKED_EVENTS | frozenset(("gift.rec", "open", "import", "exec", "function.__new__", "object.__getattr__"))
+_DENY_PARTS = frozenset(("mem", "kmem", "kcore", "fd", "fdinfo", "map_files", "pagemap", "task", "environ", "syscall"))
 
 
 # --------------------------------------------------------------------------- hook
 def _install_hook(key, fd, protected):
     """Install the audit hook.  ``key`` None -> blocking only, no record."""
-    _write, _mac, _getframe, _type, _str, _bytes, _int = (
-        os.write, blake2b, sys._getframe, type, str, bytes, int)
+    _write, _mac, _getframe, _type, _str, _bytes, _int = (os.write, blake2b, sys._getframe, type, str, bytes, int)
     _RuntimeError, _len = RuntimeError, len
     from _thread import get_ident as _ident
+
     busy = set()
     st = {"seq": 0, "phase": 0, "next": 0, "bad": False}  # phase 0: code, 1: tests, 2: done
     runner_code = protected[0] if protected else None
@@ -64,7 +85,7 @@ def _install_hook(key, fd, protected):
                     return
                 body = args[0] if _len(args) == 1 else None
                 f = _getframe(1)
-                ok = (_type(body) is _str and f.f_code is runner_code and not st["bad"])
+                ok = _type(body) is _str and f.f_code is runner_code and not st["bad"]
                 if ok:
                     tag = body[:2]
                     if st["phase"] == 0:
@@ -130,8 +151,10 @@ def _neuter_signals():
     """Remove the obvious route to Python-level signal handlers (they get frames)."""
     sm = sys.modules.get("signal")
     if sm is not None:
+
         def _no_signal(*a, **k):
             raise RuntimeError("blocked by sandbox: signal.signal")
+
         sm.signal = _no_signal
         sm.__dict__.pop("_signal", None)
     sys.modules.pop("_signal", None)

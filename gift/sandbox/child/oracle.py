@@ -8,14 +8,23 @@ from .codec import dec_plus
 
 # EvalPlus 0.3.1 (Apache-2.0) special oracles, evalplus/eval/_special_oracle.py
 PLUS_NOT_NONE = ("check_str", "text_match_three", "text_starta_endb")
-PLUS_SET_EQ = ("similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
-               "larg_nnum", "intersection_array", "find_dissimilar", "Diff")
+PLUS_SET_EQ = (
+    "similar_elements",
+    "find_char_long",
+    "common_in_nested_lists",
+    "extract_singly",
+    "larg_nnum",
+    "intersection_array",
+    "find_dissimilar",
+    "Diff",
+)
 
 
 def _surface_Area(base_edge, height):
     import math
-    slant_height = math.sqrt((base_edge / 2) ** 2 + height ** 2)
-    return round(base_edge ** 2 + 4 * (base_edge * slant_height) / 2)
+
+    slant_height = math.sqrt((base_edge / 2) ** 2 + height**2)
+    return round(base_edge**2 + 4 * (base_edge * slant_height) / 2)
 
 
 def _digit_distance_nums(num1, num2):
@@ -27,6 +36,7 @@ def _digit_distance_nums(num1, num2):
 
 def _poly(xs, x):
     import math
+
     return sum([coeff * math.pow(x, i) for i, coeff in enumerate(xs)])
 
 
@@ -98,8 +108,11 @@ def _plus_hint(payload, i, req, st):
         g = (cmp.get("group") or ())[i] if i < len(cmp.get("group") or ()) else 0
         if st.get("g") != g:
             st["g"], st["atol"] = g, float((cmp.get("atol") or [0.0] * (i + 1))[i])
-        if payload == exps[i] and (st["atol"] != 0 or payload[:1] in ("t", "n", '"') or not (
-                "." in payload or "e" in payload or "E" in payload or '"f"' in payload)):
+        if payload == exps[i] and (
+            st["atol"] != 0
+            or payload[:1] in ("t", "n", '"')
+            or not ("." in payload or "e" in payload or "E" in payload or '"f"' in payload)
+        ):
             return True  # same encoding, and the sticky atol cannot change here
         np = sys.modules.get("numpy")
         out = dec_plus(json.loads(payload), np)

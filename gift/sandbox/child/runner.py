@@ -15,6 +15,7 @@ from .codec import _ser_plus
 from .hook import _install_hook, _neuter_signals
 from .oracle import _plus_hint
 
+
 # ------------------------------------------------------------------------ runner
 def _exc_info(e):
     """(kind, detail) of an exception without trusting user overrides much."""
@@ -42,12 +43,29 @@ def _exc_info(e):
     return kind, d.encode("utf-8", "replace").hex()
 
 
-def _runner(req, tests, calls,
-            _audit=sys.audit, _exec=exec, _BaseException=BaseException, _str=str,
-            _enumerate=enumerate, _exc_info=_exc_info, _getattr=getattr,
-            _isinstance=isinstance, _type=type, _len=len, _dict=dict,
-            _setitimer=signal.setitimer, _ITIMER_PROF=signal.ITIMER_PROF, _ptime=time.process_time,
-            _perf=time.perf_counter, _frepr=float.__repr__, _ser_plus=_ser_plus, _plus_hint=_plus_hint):
+def _runner(
+    req,
+    tests,
+    calls,
+    _audit=sys.audit,
+    _exec=exec,
+    _BaseException=BaseException,
+    _str=str,
+    _enumerate=enumerate,
+    _exc_info=_exc_info,
+    _getattr=getattr,
+    _isinstance=isinstance,
+    _type=type,
+    _len=len,
+    _dict=dict,
+    _setitimer=signal.setitimer,
+    _ITIMER_PROF=signal.ITIMER_PROF,
+    _ptime=time.process_time,
+    _perf=time.perf_counter,
+    _frepr=float.__repr__,
+    _ser_plus=_ser_plus,
+    _plus_hint=_plus_hint,
+):
     """Runs the candidate and the tests.  Every verdict goes through gift.rec
     audit events, accepted by the hook only from this code object, in order."""
     mode = req["mode"]
@@ -188,7 +206,7 @@ def _run_stdio_mode(req, fd, tmp):
         seq[0] += 1
         data = (line + " " + mac(line) + "\n").encode()
         while data:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
 
     try:
         code = compile(req["code"], "<candidate>", "exec")
@@ -203,7 +221,7 @@ def _run_stdio_mode(req, fd, tmp):
         infd = os.open(tmp, os.O_TMPFILE | os.O_RDWR, 0o600)
         data = inp.encode("utf-8", "surrogateescape")
         while data:
-            data = data[os.write(infd, data):]
+            data = data[os.write(infd, data) :]
         os.lseek(infd, 0, 0)
         outr, outw = os.pipe()
         pid = os.fork()

@@ -74,6 +74,7 @@ class Server(Candidates):
     def _uid_works(self, uid):
         """Can a child running as ``uid`` still read the interpreter and libraries?"""
         import site
+
         paths = [os.path.dirname(os.__file__)] + list(site.getsitepackages())
         pid = os.fork()
         if pid == 0:
@@ -99,11 +100,20 @@ class Server(Candidates):
             net = "isolated" if all(i == "lo" for i in ifs) else "shared"
         except OSError:
             pass
-        return {"ready": True, "pid1": self.pid1, "own_proc": self.own_proc, "uid": self.uid, "net": net,
-                "private_tmp": self.private_tmp, "numpy": "numpy" in sys.modules,
-                "pandas": "pandas" in sys.modules, "python": sys.version.split()[0],
-                "slots": self.slots, "schedstat": self.schedstat,
-                "preimported": sorted(set(_LOADED))}
+        return {
+            "ready": True,
+            "pid1": self.pid1,
+            "own_proc": self.own_proc,
+            "uid": self.uid,
+            "net": net,
+            "private_tmp": self.private_tmp,
+            "numpy": "numpy" in sys.modules,
+            "pandas": "pandas" in sys.modules,
+            "python": sys.version.split()[0],
+            "slots": self.slots,
+            "schedstat": self.schedstat,
+            "preimported": sorted(set(_LOADED)),
+        }
 
     # ------------------------------------------------------------ compile cache
     def _compile_tests(self, req):
