@@ -18,7 +18,8 @@ numpy/pandas programs) and prints candidates/second for
   (d) (--fresh-n) the engine's own harness but in a fresh `python -I`
       process per candidate (the alternative to the fork server), on a subset,
 
-on three corpora (each timed --repeat times, interleaved, medians printed): the mixed corpus, the same without its timing-out rows, and
+on three corpora (each timed --repeat times, interleaved, medians printed): the mixed corpus, the same
+without its timing-out rows, and
 the mixed corpus whose timing-out rows block (sleep / lock / event) instead of
 spinning.  Wall time and CPU time (caller + servers + candidates, so the
 numbers can be compared on a loaded machine) are printed side by side, with
@@ -54,10 +55,10 @@ FIX = ROOT / "tests" / "fixtures" / "execute"
 def build_corpus(n: int = 200, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     src = MBPP if MBPP.exists() else FIX / "mbpp_sample.jsonl"
-    mbpp = [json.loads(l) for l in src.open() if l.strip()]
+    mbpp = [json.loads(ln) for ln in src.open() if ln.strip()]
     mbpp = [r for r in mbpp if not r.get("test_setup_code", "").strip()]
     ci_src = CI if CI.exists() else FIX / "codeinsight_sample.jsonl"
-    ci = [json.loads(l) for l in ci_src.open() if l.strip()]
+    ci = [json.loads(ln) for ln in ci_src.open() if ln.strip()]
     ci = [r for r in ci if set(r.get("libraries", [])) & {"numpy", "pandas"}]
     kinds = (
         ["pass"] * 45
@@ -338,13 +339,13 @@ def main():
         assert all([x["status"] for x in r[0]] == [x["status"] for x in eres] for r in runs_e[1:]), (
             "engine verdicts differ between repetitions"
         )
-        dis = [(r["id"], e["status"], p) for r, e, p in zip(rs, eres, pres) if e["passed"] != p]
+        dis = [(r["id"], e["status"], p) for r, e, p in zip(rs, eres, pres, strict=True) if e["passed"] != p]
         st = Counter(r["status"] for r in eres)
         spin = sum(float(r["timeout_s"]) for r in rs if r["id"].endswith("-timeout"))
         print(f"\n== {name}: {n} candidates (median of {a.repeat} interleaved runs) ==")
         rates_e = sorted(n / r[1] for r in runs_e)
         rates_p = sorted(n / r[1] for r in runs_p)
-        ratios = sorted(p[1] / e[1] for e, p in zip(runs_e, runs_p))  # per interleaved pair
+        ratios = sorted(p[1] / e[1] for e, p in zip(runs_e, runs_p, strict=True))  # per interleaved pair
         print(
             f"  (a) gift.execute       {n / t_e:7.1f} cand/s  wall {t_e:6.2f}s  CPU {cpu_e:6.2f}s "
             f"({cpu_e / n * 1e3:.1f} ms/cand)  statuses {dict(st)}"

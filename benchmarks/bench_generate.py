@@ -1,6 +1,7 @@
 """Tokens/s of the transformers backend: this project's batched decoding against the paper's way.
 
-    python benchmarks/bench_generate.py [--model results/default/model/base] [--prompts 8] [--n 3] [--max-new-tokens 128]
+    python benchmarks/bench_generate.py [--model results/default/model/base] [--prompts 8] [--n 3] \
+        [--max-new-tokens 128]
 
 Same prompts (MBPP chat prompts), same sampling (temperature, top-p), same stop rule, one run, side by side:
   paper      `model.generate` one prompt at a time with num_return_sequences = n (the authors' loop)
@@ -63,13 +64,13 @@ def main():
     import torch
 
     from gift import prompts as P
-    from gift.datasets import load_split
     from gift.backends.transformers import TransformersBackend
+    from gift.datasets import load_split
 
     if args.random_arch:
-        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
         import tempfile
+
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
         folder = Path(tempfile.mkdtemp()) / "rand"
         torch.manual_seed(0)
@@ -115,7 +116,8 @@ def main():
             "sequences": sum(len(o) for o in outs),
         }
     print(
-        f"device={b.device} threads={torch.get_num_threads()} model={'random ' + args.random_arch if args.random_arch else model_dir} "
+        f"device={b.device} threads={torch.get_num_threads()} "
+        f"model={'random ' + args.random_arch if args.random_arch else model_dir} "
         f"prompts={args.prompts} n={args.n} max_new_tokens={args.max_new_tokens} batch={args.batch_size}"
     )
     print(f"{'way':10s} {'seconds':>8s} {'tokens':>7s} {'tok/s':>8s}")

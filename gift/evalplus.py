@@ -44,11 +44,12 @@ import json
 import os
 import sys
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .metrics import summarise
-from .io import atomic_path, read_jsonl
 from .evalplus_inputs import deserialize_inputs, enc_inputs
+from .io import atomic_path, read_jsonl
+from .metrics import summarise
 from .sandbox import execute
 
 __all__ = [
@@ -185,12 +186,13 @@ def compute_expected(
         todo.append((p, len(tests), m))
     flat = execute(rows, workers=workers, progress=progress)
     verdicts, pos = [], 0
-    for p, n_all, m in todo:  # re-interleave the chunks into one verdict per task
+    for _p, n_all, m in todo:  # re-interleave the chunks into one verdict per task
         parts = flat[pos : pos + m]
         pos += m
         outs, times = [None] * n_all, [None] * n_all
         for k, v in enumerate(parts):
-            for j, (o, tm) in enumerate(zip(v.get("outputs") or [], v.get("times") or [])):
+            # a row that failed part-way may report fewer outputs than times: pairs up to the shorter
+            for j, (o, tm) in enumerate(zip(v.get("outputs") or [], v.get("times") or [], strict=False)):
                 outs[k + j * m], times[k + j * m] = o, tm
         bad = [v for v in parts if not v["passed"]]
         first = next((i for i, o in enumerate(outs) if o is None), None)
@@ -204,7 +206,7 @@ def compute_expected(
             }
         )
     tasks = {}
-    for (p, _, _), v in zip(todo, verdicts):
+    for (p, _, _), v in zip(todo, verdicts, strict=True):
         nb = len(p.get("base_input") or [])
         n_all = nb + len(p.get("plus_input") or [])
         outs, times = v.get("outputs") or [None] * n_all, v.get("times") or []
@@ -347,7 +349,8 @@ def build_rows(
             atol = _atol(p)
             nb = len(e["base"])
             if e.get("missing"):  # an opaque expected value equals nothing: the input fails
-                gone = {"$": "obj", "n": "no expected output (the reference failed: %s)" % str(e.get("detail"))[:120]}
+                why = str(e.get("detail"))[:120]
+                gone = {"$": "obj", "n": f"no expected output (the reference failed: {why})"}
                 e = dict(
                     e,
                     base=[gone if i in e["missing"] else x for i, x in enumerate(e["base"])],
@@ -358,13 +361,13 @@ def build_rows(
             # gift.sandbox parses it once for all the task's samples
             tests = [
                 {"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 0}
-                for a, x, lim in zip(enc_inputs(p, "base_input"), e["base"], lim_b)
+                for a, x, lim in zip(enc_inputs(p, "base_input"), e["base"], lim_b, strict=True)
             ]
             if not base_only:
                 lim_p = _limits(e["plus_time"], min_time_limit, gt_time_limit_factor)
                 tests += [
                     {"input": a, "expected": x, "atol": atol, "time_limit": lim, "group": 1}
-                    for a, x, lim in zip(enc_inputs(p, "plus_input"), e["plus"], lim_p)
+                    for a, x, lim in zip(enc_inputs(p, "plus_input"), e["plus"], lim_p, strict=True)
                 ]
             cache[tid] = tests
         rows.append(
@@ -422,11 +425,11 @@ def evaluate(
     )
     run_idx = [i for i, r in enumerate(rows) if "_missing" not in r]
     verdicts: list[dict | None] = [None] * len(rows)
-    for i, v in zip(run_idx, execute([rows[i] for i in run_idx], workers=workers, progress=progress)):
+    for i, v in zip(run_idx, execute([rows[i] for i in run_idx], workers=workers, progress=progress), strict=True):
         verdicts[i] = v
     results = []
     per_task_idx: dict[str, int] = {}
-    for s, r, v in zip(samples, rows, verdicts):
+    for s, r, v in zip(samples, rows, verdicts, strict=True):
         tid = s["task_id"]
         idx = per_task_idx.get(tid, 0)
         per_task_idx[tid] = idx + 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .metrics import pass_at_k, summarise as _summarise
+from .metrics import pass_at_k
+from .metrics import summarise as _summarise
 from .seeding import derive
 
 __all__ = ["generate_samples", "pass_at_k", "score_samples", "score_samples_evalplus", "summarise", "uses_evalplus"]
@@ -30,7 +31,7 @@ def generate_samples(
         prompts, n=1, temperature=0.0, seed=derive(seed, label, "greedy"), desc=f"eval {label}: greedy", **common
     )
     rows = []
-    for p, prompt, out in zip(problems, prompts, greedy):
+    for p, prompt, out in zip(problems, prompts, greedy, strict=True):
         rows.append(
             {
                 "task_id": p["task_id"],
@@ -50,7 +51,7 @@ def generate_samples(
             desc=f"eval {label}: sampled",
             **common,
         )
-        for p, prompt, outs in zip(problems, prompts, sampled):
+        for p, prompt, outs in zip(problems, prompts, sampled, strict=True):
             for j, out in enumerate(outs):
                 rows.append(
                     {
@@ -94,7 +95,7 @@ def score_samples(
             "tests_total": v["tests_total"],
             "detail": v.get("detail", ""),
         }
-        for s, v in zip(samples, verdicts)
+        for s, v in zip(samples, verdicts, strict=True)
     ]
     per_problem, scores = summarise(problems, results, ks)
     return results, per_problem, dict(scores, evaluator="tests")
@@ -151,7 +152,7 @@ def score_samples_evalplus(
         progress=True,
     )
     results = []
-    for s, v in zip(samples, res["samples"]):
+    for s, v in zip(samples, res["samples"], strict=True):
         plus = v["base"] if v["plus"] is None else v["plus"]
         results.append(
             {

@@ -9,7 +9,7 @@ from .sandbox import (
     STATUSES,
     compare_call_output,
     compare_stdout,
-    decode_value,  # noqa: F401
+    decode_value,
     encode_value,
     execute,
     execute_one,

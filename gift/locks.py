@@ -51,7 +51,8 @@ def clear_stale_locks(directory: str | os.PathLike = ".") -> bool:
         return False
     shutil.rmtree(locks, ignore_errors=True)
     print(
-        f"Removed stale Snakemake locks in {os.path.realpath(directory)} (left by a killed run; no other Snakemake runs here).",
+        f"Removed stale Snakemake locks in {os.path.realpath(directory)} "
+        "(left by a killed run; no other Snakemake runs here).",
         file=sys.stderr,
     )
     return True

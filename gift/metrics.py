@@ -6,8 +6,8 @@ A leaf module (imports nothing from ``gift``): ``gift.evaluate`` (the workflow's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from math import comb
-from typing import Iterable
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -44,7 +44,7 @@ def score_pool(backend, problems: list[dict], pool: list[dict], *, layout, condi
         targets.append(target)
     scores = backend.score(prompts, targets, desc="ppl") if pool else []
     out = []
-    for row, (nll, ntok) in zip(pool, scores):
+    for row, (nll, ntok) in zip(pool, scores, strict=True):
         out.append(
             {
                 **{k: row[k] for k in ("task_id", "iteration", "sample", "code")},

@@ -150,7 +150,10 @@ class ChatLayout:
 
     def describe_prompt(self, tok, code: str, example: tuple[str, str]) -> str:
         ex_code, ex_desc = example
-        ask = "Describe the task that this Python code solves, in one or two sentences, as a programming problem statement.\n\n###Code:\n"
+        ask = (
+            "Describe the task that this Python code solves, in one or two sentences, "
+            "as a programming problem statement.\n\n###Code:\n"
+        )
         messages = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": ask + self.describe_code(ex_code)},
@@ -169,7 +172,10 @@ class ChatLayout:
 
     def rewrite_prompt(self, tok, description: str, example: tuple[str, str] = REWRITE_EXAMPLE) -> str:
         ex_src, ex_new = example
-        ask = "Rewrite this programming task description in different words, keeping its meaning and every detail.\n\n###Description:\n"
+        ask = (
+            "Rewrite this programming task description in different words, "
+            "keeping its meaning and every detail.\n\n###Description:\n"
+        )
         messages = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": ask + ex_src.strip()},

@@ -8,8 +8,8 @@ cell that no run of this workflow covers says ``needs paper-scale run`` and gets
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 COLUMNS = ["table", "page", "model", "dataset", "method", "metric", "value", "source_note"]
 KEYS = ["model", "dataset", "method", "metric"]
@@ -42,7 +42,7 @@ def load_published(path: str | Path = DEFAULT_PATH):
     if missing:
         raise ValueError(f"{path}: missing columns {missing} (expected {COLUMNS})")
     values = pd.to_numeric(df["value"].replace("", float("nan")), errors="coerce")
-    for i, (raw, v, note) in enumerate(zip(df["value"], values, df["source_note"]), start=2):
+    for i, (raw, v, note) in enumerate(zip(df["value"], values, df["source_note"], strict=True), start=2):
         if pd.isna(v):
             raise ValueError(f"{path}:{i}: value {raw!r} is not a number")
         if not str(note).strip():

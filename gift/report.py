@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io import atomic_path, read_json, read_jsonl
-
 from .tables import label
 
 
@@ -240,9 +239,9 @@ def figure_scores(df, path: str) -> None:
         1, len(metrics), figsize=(3.6 * len(metrics), 0.8 + 0.45 * len(df)), sharey=True, squeeze=False
     )
     colors = sns.color_palette(n_colors=len(df))
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes[0], metrics, strict=True):
         for k, row in enumerate(df.itertuples(index=False)):
-            r = dict(zip(df.columns, row))
+            r = dict(zip(df.columns, row, strict=True))
             ax.errorbar(
                 r[m], k, xerr=[[r[m] - r[f"{m} lower"]], [r[f"{m} upper"] - r[m]]], fmt="o", color=colors[k], capsize=3
             )

@@ -13,8 +13,8 @@ All resampling is seeded: the same inputs give the same intervals on every run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import comb
-from typing import Sequence
 
 DEFAULT_B = 10000
 
@@ -74,8 +74,8 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
     p = P(X <= min) + P(X >= max) for X ~ Binomial(only_a + only_b, 1/2) (two-sided, at most 1)."""
     if len(a) != len(b):
         raise ValueError(f"mcnemar_exact: {len(a)} and {len(b)} verdicts are not pairs")
-    only_a = sum(1 for x, y in zip(a, b) if x and not y)
-    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    only_a = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
     n = only_a + only_b
     k = min(only_a, only_b)
     tail = sum(comb(n, i) for i in range(k + 1)) / 2**n if n else 1.0

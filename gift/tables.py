@@ -62,7 +62,7 @@ def problem_values(scores: dict, per_problem: list[dict]) -> dict[str, dict[str,
 def _load(score_files: list[str], per_problem_files: list[str]) -> dict[str, tuple[dict, dict]]:
     """model -> (scores, per-problem values by metric)."""
     out = {}
-    for sf, pf in zip(score_files, per_problem_files):
+    for sf, pf in zip(score_files, per_problem_files, strict=True):
         s = read_json(sf)
         out[s["model"]] = (s, problem_values(s, read_jsonl(pf)))
     return out
@@ -161,7 +161,7 @@ def paired_table(
 def _by_seed(score_files: list[str], per_problem_files: list[str]) -> dict[str, dict[str, tuple[dict, dict]]]:
     """seed folder name (``seed<k>``) -> model -> (scores, per-problem values)."""
     out: dict[str, dict] = {}
-    for sf, pf in zip(score_files, per_problem_files):
+    for sf, pf in zip(score_files, per_problem_files, strict=True):
         seed = next(p for p in Path(sf).parts if p.startswith("seed") and p[4:].isdigit())
         out.setdefault(seed, {}).update(_load([sf], [pf]))
     return out
@@ -170,8 +170,9 @@ def _by_seed(score_files: list[str], per_problem_files: list[str]) -> dict[str, 
 def replicates_table(score_files: list[str], per_problem_files: list[str]):
     """Across replicate seeds (``results/<exp>/seed<k>/``): per model and metric the mean over seeds and the
     standard deviation between them (percent), and the number of seeds."""
-    import pandas as pd
     import statistics
+
+    import pandas as pd
 
     runs = _by_seed(score_files, per_problem_files)
     models = list(next(iter(runs.values())))
@@ -245,7 +246,7 @@ def selection_table(
     pools = {Path(f).stem: read_jsonl(f) for f in ppl_files}
     scores = {
         read_json(f)["model"]: (read_json(f), pf)
-        for f, pf in zip(score_files, per_problem_files or [None] * len(score_files))
+        for f, pf in zip(score_files, per_problem_files or [None] * len(score_files), strict=True)
     }
     selected = {Path(f).stem: read_jsonl(f) for f in selected_files}
     rows = []
@@ -292,12 +293,12 @@ def _shown(df):
         if c.endswith((" lower", " upper", " marker", " sd")):
             continue
         if f"{c} sd" in df.columns:
-            shown[c] = [f"{v:.1f} ± {sd:.1f}" for v, sd in zip(df[c], df[f"{c} sd"])]
+            shown[c] = [f"{v:.1f} ± {sd:.1f}" for v, sd in zip(df[c], df[f"{c} sd"], strict=True)]
         elif f"{c} lower" in df.columns:
             marks = df[f"{c} marker"] if f"{c} marker" in df.columns else [""] * len(df)
             shown[c] = [
                 f"{v:.1f} [{lo:.1f}, {hi:.1f}]{mk}" if v == v else "nan"
-                for v, lo, hi, mk in zip(df[c], df[f"{c} lower"], df[f"{c} upper"], marks)
+                for v, lo, hi, mk in zip(df[c], df[f"{c} lower"], df[f"{c} upper"], marks, strict=True)
             ]
         elif not is_numeric_dtype(df[c]) or df[c].dtype == bool:
             continue

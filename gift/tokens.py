@@ -34,7 +34,7 @@ class Tokenization:
             raise ValueError(f"tokenize.pair: {self.pair!r} (separate | joint)")
 
     @classmethod
-    def from_config(cls, cfg: dict | None) -> "Tokenization":
+    def from_config(cls, cfg: dict | None) -> Tokenization:
         t = (cfg or {}).get("tokenize") or {}
         return cls(bos=t.get("bos", False), pair=t.get("pair", "separate"))
 

@@ -6,20 +6,20 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
 from gift.analysis import run_analyses
 from gift.io import read_jsonl
 from gift.report import figure_analysis
+from gift.rule import setup
 from gift.tables import write_table
 
 cfg = setup(snakemake)
 i, o = snakemake.input, snakemake.output
 pools = snakemake.params.pools
 samples = {p: [] for p in pools}
-for codes, tests in zip(i.codes, i.tests):
+for codes, tests in zip(i.codes, i.tests, strict=True):
     samples[codes.split("/")[-3]].append((codes, tests))
 res = run_analyses(
-    {p: read_jsonl(f) for p, f in zip(pools, i.pools)},
+    {p: read_jsonl(f) for p, f in zip(pools, i.pools, strict=True)},
     samples,
     list(i.kept),
     i.seed,
@@ -30,7 +30,8 @@ res = run_analyses(
 for stem, caption in [
     (
         "distinct_passing",
-        "Distinct solutions (AST-normalised, names canonicalised) among all passing samples of each sampler, at equal sample budget.",
+        "Distinct solutions (AST-normalised, names canonicalised) among all passing samples of each sampler, "
+        "at equal sample budget.",
     ),
     (
         "distinct_pools",

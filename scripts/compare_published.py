@@ -8,8 +8,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
 import pandas as pd
 
-from gift.rule import setup
 from gift.published import NEEDS_RUN, load_published, ours_from_scores
+from gift.rule import setup
 from gift.tables import write_table
 
 cfg = setup(snakemake)

@@ -4,9 +4,9 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
 from gift.datasets import load_configured
 from gift.io import write_jsonl
+from gift.rule import setup
 
 setup(snakemake)
 name = snakemake.wildcards.split

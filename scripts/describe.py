@@ -4,11 +4,11 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import backend, setup
 from gift.chain import describe
 from gift.examples import as_triples
 from gift.io import read_jsonl, write_jsonl
 from gift.prompts import layout
+from gift.rule import backend, setup
 
 cfg = setup(snakemake)
 d = cfg["gibbs"]["description"]

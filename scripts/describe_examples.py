@@ -7,10 +7,10 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
 from gift import examples as X
 from gift.datasets import load_configured
 from gift.io import read_jsonl, write_jsonl
+from gift.rule import setup
 
 cfg = setup(snakemake)
 source = cfg["gibbs"]["description"]["examples"]

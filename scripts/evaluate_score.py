@@ -4,9 +4,9 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup, workers
 from gift.evaluate import score_samples, score_samples_evalplus
 from gift.io import read_jsonl, write_json, write_jsonl
+from gift.rule import setup, workers
 
 cfg = setup(snakemake)
 ev = cfg["evaluation"]

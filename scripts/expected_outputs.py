@@ -4,9 +4,9 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup, workers
 from gift.evalplus import compute_expected
 from gift.io import read_jsonl
+from gift.rule import setup, workers
 
 setup(snakemake)
 problems = read_jsonl(snakemake.input.problems)

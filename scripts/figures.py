@@ -4,8 +4,8 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
 from gift.report import figure_iterations, figure_ppl, iteration_pass_rates
+from gift.rule import setup
 
 setup(snakemake)
 figure_iterations(iteration_pass_rates(list(snakemake.input.tests)), snakemake.output.iterations)

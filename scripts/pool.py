@@ -4,9 +4,9 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
 from gift.chain import collect_pool
 from gift.io import read_jsonl, write_jsonl
+from gift.rule import setup
 
 setup(snakemake)
 write_jsonl(snakemake.output[0], collect_pool([read_jsonl(f) for f in snakemake.input]))

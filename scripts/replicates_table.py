@@ -18,7 +18,8 @@ write_table(
     o.csv,
     o.md,
     o.tex,
-    caption=f"Pass rates (%) over {int(df['seeds'].iloc[0])} replicate seeds ({', '.join(map(str, cfg['replicates']))}) "
+    caption=f"Pass rates (%) over {int(df['seeds'].iloc[0])} replicate seeds "
+    f"({', '.join(map(str, cfg['replicates']))}) "
     f"of experiment {cfg['experiment']}: mean ± standard deviation between seeds.",
 )
 paired = replicates_paired_table(

@@ -4,10 +4,10 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import backend, setup
 from gift.chain import sample_codes
 from gift.io import read_jsonl, write_jsonl
 from gift.prompts import layout
+from gift.rule import backend, setup
 
 cfg = setup(snakemake)
 g = cfg["gibbs"]

@@ -4,8 +4,8 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
 from gift.io import read_jsonl, write_jsonl
+from gift.rule import setup
 from gift.select import select
 
 cfg = setup(snakemake)

@@ -6,8 +6,8 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.rule import setup
 from gift.report import figure_selection
+from gift.rule import setup
 from gift.tables import selection_table, write_table
 
 cfg = setup(snakemake)

@@ -21,7 +21,8 @@ write_table(
     o.csv,
     o.md,
     o.tex,
-    caption=f"Pass rates (%) on {n} held-out {cfg['data']['dataset']} problems, experiment {cfg['experiment']}, with 95 % "
+    caption=f"Pass rates (%) on {n} held-out {cfg['data']['dataset']} problems, "
+    f"experiment {cfg['experiment']}, with 95 % "
     f"bootstrap intervals over problems ({b} resamples). {MARKERS['base']} / {MARKERS['rft']}: the paired 95 % "
     "bootstrap interval of the difference to the base model / RFT excludes 0 (tables/comparison_paired).",
 )

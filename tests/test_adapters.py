@@ -107,7 +107,7 @@ def test_mbppplus_keeps_plus_inputs_and_fixes_missing_imports():
     probs = {p["task_id"]: p for p in load_split("mbppplus", str(FX / "mbppplus/MbppPlus.jsonl"), "test")}
     raw = {r["task_id"]: r for r in map(json.loads, open(FX / "mbppplus/MbppPlus.jsonl"))}
     p = probs["Mbpp/2"]
-    assert p["tests"] == [l for l in raw["Mbpp/2"]["assertion"].splitlines() if l.startswith("assert")]
+    assert p["tests"] == [ln for ln in raw["Mbpp/2"]["assertion"].splitlines() if ln.startswith("assert")]
     assert p["entry_point"] == "similar_elements" and p["format"] == "assert" and p["setup"] == ""
     assert p["description"] == "Write a function to find the shared elements from the given two lists."
     assert p["base_input"] == raw["Mbpp/2"]["base_input"] and p["plus_input"] == raw["Mbpp/2"]["plus_input"]
@@ -140,7 +140,7 @@ def test_humaneval_problem_shape_and_plus_fields():
 
 
 def test_humanevalplus_row_without_test_gets_a_differential_check(tmp_path):
-    rows = [json.loads(l) for l in gzip.open(FX / "humanevalplus/HumanEvalPlus.jsonl.gz", "rt")]
+    rows = [json.loads(ln) for ln in gzip.open(FX / "humanevalplus/HumanEvalPlus.jsonl.gz", "rt")]
     f = tmp_path / "HumanEvalPlus.jsonl"
     f.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "test"}) + "\n" for r in rows))
     probs = load_split("humanevalplus", str(f), "test")
@@ -259,9 +259,9 @@ def _fake_datasets(monkeypatch, files):
     def load_dataset(path, name=None, split=None, **kw):
         calls.append((path, name, split, kw))
         return (
-            [json.loads(l) for l in gzip.open(files[path], "rt")]
+            [json.loads(ln) for ln in gzip.open(files[path], "rt")]
             if str(files[path]).endswith(".gz")
-            else [json.loads(l) for l in open(files[path])]
+            else [json.loads(ln) for ln in open(files[path])]
         )
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))

@@ -75,8 +75,14 @@ def test_normalize_keeps_imports_attributes_and_builtins():
 
 
 def test_normalize_other_bindings():
-    a = "class Foo:\n    def m(self, x):\n        try:\n            return [y for y in x]\n        except Exception as e:\n            return e\n"
-    b = "class Bar:\n    def n(this, items):\n        try:\n            return [z for z in items]\n        except Exception as err:\n            return err\n"
+    a = (
+        "class Foo:\n    def m(self, x):\n        try:\n            return [y for y in x]\n"
+        "        except Exception as e:\n            return e\n"
+    )
+    b = (
+        "class Bar:\n    def n(this, items):\n        try:\n            return [z for z in items]\n"
+        "        except Exception as err:\n            return err\n"
+    )
     assert A.normalize_code(a) == A.normalize_code(b)
 
 
@@ -219,8 +225,11 @@ def test_description_drift_hand_made():
     assert df["embedding_cosine"].isna().all()
     by = A.drift_by_iteration(df).set_index("iteration")
     assert by.loc[1, "problems"] == 2 and by.loc[1, "identical_share"] == 0.5
+
     # any callable embedder is used as given (unit vectors: cosine = dot product)
-    fake = lambda texts: [[1.0, 0.0] if "copy" in t.lower() else [0.0, 1.0] for t in texts]
+    def fake(texts):
+        return [[1.0, 0.0] if "copy" in t.lower() else [0.0, 1.0] for t in texts]
+
     emb = A.description_drift(seeds, rows, embed=fake).set_index(["task_id", "iteration"])
     assert emb.loc[("p1", 1), "embedding_cosine"] == pytest.approx(1.0)
     assert emb.loc[("p1", 2), "embedding_cosine"] == pytest.approx(0.0)

@@ -70,7 +70,7 @@ def config_error_lines(tmp_path, mutate) -> list[str]:
         timeout=120,
     )
     assert proc.returncode != 0
-    return [l for l in proc.stderr.splitlines() if "config error" in l] or [proc.stderr[-2000:]]
+    return [ln for ln in proc.stderr.splitlines() if "config error" in ln] or [proc.stderr[-2000:]]
 
 
 @pytest.mark.slow

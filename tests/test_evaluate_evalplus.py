@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gift.datasets import load_split
-from gift.evaluate import score_samples_evalplus, uses_evalplus
-from gift.evalplus import compute_expected
 from gift.config import ConfigError, check, evaluator
+from gift.datasets import load_split
+from gift.evalplus import compute_expected
+from gift.evaluate import score_samples_evalplus, uses_evalplus
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = ROOT / "data" / "mbppplus" / "MbppPlus-v0.2.0-subset60.jsonl"
@@ -31,7 +31,8 @@ def _base_only(p: dict) -> str:
     ep = p["entry_point"]
     return (
         p["reference"] + f"\nimport json as _j\n_B = _j.loads({base!r})\n_ref = {ep}\n"
-        f"def {ep}(*a):\n    r = _ref(*a)\n    return r if [list(x) if isinstance(x, tuple) else x for x in a] in _B else 'wrong'\n"
+        f"def {ep}(*a):\n    r = _ref(*a)\n"
+        "    return r if [list(x) if isinstance(x, tuple) else x for x in a] in _B else 'wrong'\n"
     )
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _jsonl(name):
-    return [json.loads(l) for l in (FIX / name).read_text().splitlines() if l.strip()]
+    return [json.loads(ln) for ln in (FIX / name).read_text().splitlines() if ln.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +320,6 @@ HOSTILE = {
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    d = tmp_path_factory.mktemp("victim")
     rows = []
     for name, (over, _) in HOSTILE.items():
         row = {"id": name, "format": "assert", "tests": ["assert f(1) == 2"], "timeout_s": 3}
@@ -555,7 +554,7 @@ def test_cli_end_to_end(tmp_path):
         timeout=120,
     )
     assert p.returncode == 0, p.stderr
-    res = [json.loads(l) for l in out.read_text().splitlines()]
+    res = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert [r["id"] for r in res] == ["a", "b", "c"]
     assert [r["status"] for r in res] == ["passed", "failed", "passed"]
     assert set(res[0]) == {"id", "passed", "status", "tests_passed", "tests_total", "duration_s", "detail"}
@@ -648,7 +647,10 @@ def test_concurrency_does_not_change_verdicts(monkeypatch):
     finally:
         monkeypatch.delenv("GIFT_SANDBOX_SLOTS")
         ex.shutdown()
-    key = lambda r: (r["id"], r["status"], r["passed"], r["tests_passed"], r["tests_total"])
+
+    def key(r):
+        return (r["id"], r["status"], r["passed"], r["tests_passed"], r["tests_total"])
+
     assert [key(r) for r in conc] == [key(r) for r in serial]
 
 
@@ -712,7 +714,9 @@ def test_evalplus_format_bad_rows_and_tampering():
             "format": "evalplus",
             "entry_point": "f",
             "tests": [_plus_test([1], 1)],
-            "code": "class E(int):\n    def __eq__(s, o): return True\n    __hash__ = int.__hash__\ndef f(x): return E(2)",
+            "code": (
+                "class E(int):\n    def __eq__(s, o): return True\n    __hash__ = int.__hash__\ndef f(x): return E(2)"
+            ),
         },
         # forging a record line from inside the candidate is detected
         {
@@ -769,7 +773,7 @@ def test_a_lost_server_is_replaced_and_its_rows_rerun():
             "id": f"s{i}",
             "format": "assert",
             "timeout_s": 5,
-            "code": "import time\ntime.sleep(0.4)\ndef f(): return %d" % i,
+            "code": f"import time\ntime.sleep(0.4)\ndef f(): return {i}",
             "tests": [f"assert f() == {i if i % 3 else -1}"],
         }
         for i in range(48)

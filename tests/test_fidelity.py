@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 
 from gift import prompts as P
+from gift.backends import make_backend
+from gift.backends.transformers import sample_next
 from gift.chain import describe, exec_row
 from gift.datasets import load_split
 from gift.examples import as_triples, from_file, read_examples_file
 from gift.execute import execute
-from gift.backends import make_backend
-from gift.backends.transformers import sample_next
 from gift.ppl import score_pool
-from gift.select import select
 from gift.seeding import rng
+from gift.select import select
 from gift.tokens import Tokenization
 from gift.train import finetune, lr_at, tokenize_examples
 
@@ -103,8 +103,8 @@ def test_2_bos_exactly_when_the_config_says_so_in_sampling_ppl_and_training(bos,
         b = make_backend(str(folder), {"batch_size": 4, "tokenize": {"bos": bos, "pair": "joint"}}, progress=False)
         first = []
         hook = b.model.register_forward_pre_hook(
-            lambda m, a, kw: first.append(
-                [row[mask.bool()][0].item() for row, mask in zip(kw["input_ids"], kw["attention_mask"])]
+            lambda m, a, kw, first=first: first.append(
+                [row[mask.bool()][0].item() for row, mask in zip(kw["input_ids"], kw["attention_mask"], strict=True)]
             ),
             with_kwargs=True,
         )
@@ -359,9 +359,9 @@ def test_8_every_epoch_is_saved_and_evaluated(tiny_llama, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "results/tiny/eval/gift@epoch1/scores.json" in proc.stdout and "epochs_table" in proc.stdout
     counts = {
-        l.split()[0]: int(l.split()[1])
-        for l in proc.stdout.splitlines()
-        if len(l.split()) == 2 and l.split()[1].isdigit()
+        ln.split()[0]: int(ln.split()[1])
+        for ln in proc.stdout.splitlines()
+        if len(ln.split()) == 2 and ln.split()[1].isdigit()
     }
     assert counts["evaluate_generate"] == 1 + 5 + 5  # the base model, five methods, and their first epochs
 
@@ -387,7 +387,10 @@ def test_9_appsplus_in_the_authors_and_stepcoder_formats_runs_functions_with_std
         exec_row(main, wrong, "wrong", 5),
         exec_row(
             main,
-            "from sys import stdin\ndef main():\n    stdin.readline()\n    print(sum(map(int, stdin.readline().split())))\n",
+            (
+                "from sys import stdin\ndef main():\n    stdin.readline()\n"
+                "    print(sum(map(int, stdin.readline().split())))\n"
+            ),
             "bound",
             5,
         ),

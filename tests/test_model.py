@@ -9,7 +9,6 @@ import torch
 from gift.ppl import perplexity
 from gift.tokens import Tokenization
 
-
 pytestmark = pytest.mark.slow  # the real model
 
 
@@ -68,7 +67,7 @@ def test_perplexity_masks_the_prompt_and_ignores_padding(backend):
     ]
     completions = ["def one():\n    return 1\n", "def two():\n    return 2\n"]
     scored = backend.score(prompts, completions)
-    for (nll, n), p, c in zip(scored, prompts, completions):
+    for (nll, n), p, c in zip(scored, prompts, completions, strict=True):
         ref_nll, ref_n = manual_nll(backend.model, backend.tok, p, c)
         assert n == ref_n == len(backend.tok(c, add_special_tokens=False)["input_ids"]) + 1  # + end of sequence
         assert nll == pytest.approx(ref_nll, rel=1e-4, abs=1e-3)

@@ -70,7 +70,7 @@ def server(tmp_path_factory):
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"llama.cpp server did not start: {log.read_text()[-2000:]}")
+                    raise RuntimeError(f"llama.cpp server did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.5)
         yield url
     finally:
@@ -140,7 +140,7 @@ def test_scores_match_the_in_process_model(remote, backend, server, base_model_d
     served = remote.score(prompts, completions)
     import torch
 
-    for (nll_s, n_s), p, c in zip(served, prompts, completions):
+    for (nll_s, n_s), p, c in zip(served, prompts, completions, strict=True):
         pid = backend.tok(p, add_special_tokens=False)["input_ids"]
         cid = backend.tok(c, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
@@ -150,7 +150,7 @@ def test_scores_match_the_in_process_model(remote, backend, server, base_model_d
         assert math.isclose(nll_s / n_s, nll_l / len(cid), rel_tol=0.1, abs_tol=0.1), (nll_s, n_s, nll_l, len(cid))
     assert remote.approximated <= 2
     naive = make_backend(str(base_model_dir), {"backend": "openai", "base_url": server}).score(prompts, completions)
-    assert all(a / n > 2 * (b / m) for (a, n), (b, m) in zip(naive, served))
+    assert all(a / n > 2 * (b / m) for (a, n), (b, m) in zip(naive, served, strict=True))
     # the ranking of two completions by perplexity is the same under both
     a = remote.score(["x = "] * 2, ["1\n", "qzv wvq\n"])
     assert a[0][0] / a[0][1] < a[1][0] / a[1][1]

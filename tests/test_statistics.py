@@ -55,7 +55,7 @@ def _write_model(d: Path, model: str, greedy: list[bool], c: list[int], n: int =
     d.mkdir(parents=True, exist_ok=True)
     per = [
         {"task_id": f"t{i}", "greedy_passed": g, "n": n, "c": ci, "pass@1": ci / n}
-        for i, (g, ci) in enumerate(zip(greedy, c))
+        for i, (g, ci) in enumerate(zip(greedy, c, strict=True))
     ]
     (d / "per_problem.jsonl").write_text("".join(json.dumps(r) + "\n" for r in per))
     scores = {
@@ -148,6 +148,6 @@ def test_two_replicates_dry_run_with_the_per_seed_jobs(tmp_path):
     assert "results/tiny/tables/replicates.csv" in out and "results/tiny/data/seed.jsonl" in out
     assert "results/tiny/seed7/data" not in out and "results/tiny/seed7/model" not in out  # data and model are shared
     counts = {
-        l.split()[0]: int(l.split()[1]) for l in out.splitlines() if len(l.split()) == 2 and l.split()[1].isdigit()
+        ln.split()[0]: int(ln.split()[1]) for ln in out.splitlines() if len(ln.split()) == 2 and ln.split()[1].isdigit()
     }
     assert counts["finetune"] == 2 * 5 and counts["prepare_model"] == 1 and counts["replicates_table"] == 1

@@ -1,6 +1,7 @@
 """Fine-tuning: the schedule, and LoRA on a tiny randomly initialised Llama (real gradient steps)."""
 
 import json
+from itertools import pairwise
 
 import pytest
 
@@ -10,7 +11,7 @@ from gift.train import build_examples, lr_at
 def test_lr_schedule_warms_up_then_decays():
     lrs = [lr_at(s, 10, 2e-5, 3, 5e-6) for s in range(11)]
     assert lrs[0] == pytest.approx(5e-6) and lrs[3] == pytest.approx(2e-5)
-    assert lrs[1] < lrs[2] < lrs[3] and all(a > b for a, b in zip(lrs[3:], lrs[4:]))
+    assert lrs[1] < lrs[2] < lrs[3] and all(a > b for a, b in pairwise(lrs[3:]))
     assert lrs[10] == 0.0
     floored = [lr_at(s, 10, 2e-5, 3, 5e-6, floor=5e-6) for s in range(12)]
     assert floored[10] == pytest.approx(5e-6) and floored[11] == pytest.approx(5e-6)  # never below the floor

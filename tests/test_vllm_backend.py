@@ -43,5 +43,5 @@ def test_vllm_generates_and_scores_like_transformers(base_model_dir):
     )
     sv = v.score(prompts, ["    return a + b\n", "    return sum(xs)\n"])
     st = t.score(prompts, ["    return a + b\n", "    return sum(xs)\n"])
-    for (a, n), (b, m) in zip(sv, st):
+    for (a, n), (b, m) in zip(sv, st, strict=True):
         assert n == m and abs(a - b) < 0.05 * max(1.0, abs(b))

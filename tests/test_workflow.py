@@ -49,7 +49,7 @@ def snakemake(workdir, *args, timeout=1800, **kw):
 
 def rows(path):
     with open(path) as f:
-        return [json.loads(l) for l in f if l.strip()]
+        return [json.loads(ln) for ln in f if ln.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_evaluation_and_tables(run):
     r = run / R
     table = pd.read_csv(r / "tables/main.csv")
     assert list(table["method"]) == ["Base model", "RFT", "RFT+RD", "GiFT w/o PPL selection", "GiFT", "gift_T1"]
-    for model, (_, row) in zip(["base"] + METHODS, table.iterrows()):
+    for model, (_, row) in zip(["base"] + METHODS, table.iterrows(), strict=True):
         samples = rows(r / f"eval/{model}/samples.jsonl")
         assert Counter(s["mode"] for s in samples) == {"greedy": 3, "sampled": 6}
         results = rows(r / f"eval/{model}/results.jsonl")
@@ -212,7 +212,7 @@ def test_selection_ablation_table_matches_the_selected_sets(run):
     t = pd.read_csv(r / "tables/selection.csv")
     assert list(t["method"]) == ["RFT", "RFT+RD", "GiFT w/o PPL selection", "GiFT", "gift_T1"]
     assert list(t["iterations"]) == [2, 2, 2, 2, 1] and list(t["weighting"]) == ["uniform"] * 3 + ["softmax"] * 2
-    for m, (_, row) in zip(METHODS, t.iterrows()):
+    for m, (_, row) in zip(METHODS, t.iterrows(), strict=True):
         sel = rows(r / f"selected/{m}.jsonl")
         assert row["selected"] == len(sel)
         assert row["distinct selected"] == len({(s["task_id"], normalize_code(s["code"])) for s in sel})
@@ -259,7 +259,9 @@ def test_analyses_and_comparison_read_the_pools(run):
         passing = [
             (c["task_id"], normalize_code(c["code"]))
             for t in range(2)
-            for c, x in zip(rows(r / f"{pool}/iter{t}/codes.jsonl"), rows(r / f"{pool}/iter{t}/tests.jsonl"))
+            for c, x in zip(
+                rows(r / f"{pool}/iter{t}/codes.jsonl"), rows(r / f"{pool}/iter{t}/tests.jsonl"), strict=True
+            )
             if x["passed"]
         ]
         assert total[f"{pool}_codes"] == len(passing) and total[f"{pool}_distinct"] == len(set(passing))
@@ -351,7 +353,8 @@ EVAL_METHODS = {"evaluate_generate": 5, "evaluate_score": 5}
             {"score_ppl": 3, "select": 5, "finetune": 5, **EVAL_METHODS, "figures": 1, "analysis": 1, **REPORTS},
         ),
         (
-            "methods: {gift: {pool: gibbs, weighting: softmax, temperature: 1.0}}",  # one method's selection temperature
+            # one method's selection temperature
+            "methods: {gift: {pool: gibbs, weighting: softmax, temperature: 1.0}}",
             {"select": 1, "finetune": 1, "evaluate_generate": 1, "evaluate_score": 1, **REPORTS},
         ),
         ("selection: {k: 3}", {"select": 5, "finetune": 5, **EVAL_METHODS, **REPORTS}),

@@ -154,6 +154,6 @@ class OpenAIBackend:
                 count += 1
             return nll, count, approx
 
-        out = self._map(one, list(zip(prompts, completions)))
+        out = self._map(one, list(zip(prompts, completions, strict=True)))
         self.approximated = sum(a for _, _, a in out)
         return [(nll, n) for nll, n, _ in out]

@@ -3,7 +3,7 @@ prompts x samples with a KV cache; a sequence that ends leaves the batch at once
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tqdm import tqdm
 
@@ -170,7 +170,7 @@ class TransformersBackend:
             stopper = _Stopper(self.tok, len(batch), stop, fence_stop)
             tokens = self._decode(input_ids, attn, max_new_tokens, temperature, top_p, gen, stopper)
             texts = self.tok.batch_decode(tokens, skip_special_tokens=True)
-            for (i, j), text in zip(batch, texts):
+            for (i, j), text in zip(batch, texts, strict=True):
                 out[i][j] = truncate(text, stop) if stop else text
             bar.update(len(batch))
         bar.close()
@@ -206,7 +206,7 @@ class TransformersBackend:
             for step in range(max_new_tokens):
                 nxt = sample_next(logits, temperature, top_p, gen, top_k=self.top_k)
                 keep = []
-                for k, (row, t) in enumerate(zip(active, nxt.tolist())):
+                for k, (row, t) in enumerate(zip(active, nxt.tolist(), strict=True)):
                     if t in eos:
                         continue
                     generated[row].append(t)
@@ -278,7 +278,7 @@ class TransformersBackend:
                 seqs = self.model.generate(**enc, **kwargs)
             texts = self.tok.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             owners = [i for i, _ in batch for _ in range(reps)]
-            for i, text in zip(owners, texts):
+            for i, text in zip(owners, texts, strict=True):
                 out[i].append(truncate(text, stop) if stop else text)
         return out
 

@@ -86,11 +86,11 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        pairs = [self.tokenization.pair_ids(self.tok, p, c) for p, c in zip(prompts, completions)]
+        pairs = [self.tokenization.pair_ids(self.tok, p, c) for p, c in zip(prompts, completions, strict=True)]
         reqs = [TokensPrompt(prompt_token_ids=p + c) for p, c in pairs]
         outs = self.llm.generate(reqs, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=self.progress)
         res = []
-        for (p, c), out in zip(pairs, outs):
+        for (p, c), out in zip(pairs, outs, strict=True):
             lps = out.prompt_logprobs  # one dict per prompt position (None for the first)
             nll = -sum(lps[len(p) + j][t].logprob for j, t in enumerate(c))
             res.append((float(nll), len(c)))

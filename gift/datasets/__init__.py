@@ -22,9 +22,9 @@ repository). See docs/datasets.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ._common import DataError, function_header
 from .apps import load_apps, load_appsplus

@@ -7,8 +7,9 @@ import gzip
 import json
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..io import parse_jsonl
 
@@ -57,12 +58,12 @@ def need_str_list(row: dict, key: str, where, i, nonempty: bool = True) -> list[
 def function_header(code: str, entry_point: str | None = None) -> str:
     """Import lines and the ``def`` line of ``entry_point`` (or the last top-level function)."""
     lines = code.replace("\r\n", "\n").split("\n")
-    imports = [l for l in lines if re.match(r"^(import|from)\s+\w", l)]
-    defs = [l for l in lines if re.match(r"^def\s+\w+", l)]
+    imports = [ln for ln in lines if re.match(r"^(import|from)\s+\w", ln)]
+    defs = [ln for ln in lines if re.match(r"^def\s+\w+", ln)]
     chosen = None
-    for l in defs:
-        if entry_point and re.match(rf"^def\s+{re.escape(entry_point)}\s*\(", l):
-            chosen = l
+    for ln in defs:
+        if entry_point and re.match(rf"^def\s+{re.escape(entry_point)}\s*\(", ln):
+            chosen = ln
     if chosen is None and defs:
         chosen = defs[-1]
     out = imports + ([chosen.rstrip()] if chosen else [])

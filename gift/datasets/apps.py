@@ -26,15 +26,17 @@ outputs given as lists of lines are joined with newlines). ``max_tests`` keeps t
 paper filters APPS+ with the first 10); ``n_tests`` records how many the release has. Problems
 without any test case are skipped (they can neither filter samples nor be evaluated); problems
 without a solution keep ``reference == ""``. ``prelude`` holds the imports APPS's own harness puts
-before every program (released solutions rely on them): prepend it to the code when executing. ``difficulty`` keeps only the named levels.
+before every program (released solutions rely on them): prepend it to the code when executing.
+``difficulty`` keeps only the named levels.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ._common import SPLIT_ALIASES, DataError, function_header, read_rows, split_file
 from .sources import hub_rows, is_hub, local_path
@@ -46,7 +48,8 @@ from .sources import hub_rows, is_hub, local_path
 APPS_PRELUDE = (
     "import sys\nimport time\nimport itertools\nfrom itertools import accumulate, product, permutations, combinations\n"
     "import collections\nfrom collections import Counter, OrderedDict, deque, defaultdict, ChainMap\n"
-    "from functools import lru_cache\nimport math\nfrom math import sqrt, sin, cos, tan, ceil, fabs, floor, gcd, exp, log, log2\n"
+    "from functools import lru_cache\nimport math\n"
+    "from math import sqrt, sin, cos, tan, ceil, fabs, floor, gcd, exp, log, log2\n"
     "import fractions\nfrom typing import List, Tuple\nimport random\nimport heapq\nfrom heapq import *\n"
 )
 DIFFICULTIES = ("introductory", "interview", "competition")
@@ -110,7 +113,7 @@ def _tests(io: dict, fn_name: str | None, where, i) -> list[str]:
     if len(ins) != len(outs):
         raise DataError(f"{where}: row {i}: 'input_output' has {len(ins)} inputs but {len(outs)} outputs")
     tests = []
-    for k, (inp, out) in enumerate(zip(ins, outs)):
+    for k, (inp, out) in enumerate(zip(ins, outs, strict=True)):
         if fn_name:
             if not isinstance(inp, list):
                 raise DataError(

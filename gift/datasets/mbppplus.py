@@ -4,7 +4,8 @@ Release file ``MbppPlus-<version>.jsonl[.gz]`` (one split, ``test``): ``task_id`
 ``prompt`` (the MBPP text in triple quotes), ``entry_point``, ``canonical_solution``,
 ``base_input``, ``plus_input`` (argument lists, JSON: tuples/sets arrive as lists, see EvalPlus's
 ``mbpp_deserialize_inputs``), ``atol``, ``contract``, ``assertion`` (the original MBPP asserts).
-(``Mbpp/793``'s empty ``plus_input`` is written ``{}``; it becomes ``[]``.) No expected outputs ship: they come from running ``canonical_solution`` on the inputs.
+(``Mbpp/793``'s empty ``plus_input`` is written ``{}``; it becomes ``[]``.) No expected outputs ship: they
+come from running ``canonical_solution`` on the inputs.
 
 A problem's ``tests`` are the ``assertion`` asserts (format ``assert``; an ``import math`` line in
 ``assertion`` becomes ``setup``); ``base_input``, ``plus_input``, ``atol`` and ``contract`` stay on the

@@ -59,7 +59,7 @@ def _hub_load_dataset(
     """The default ``HUB_LOADER``: ``datasets.load_dataset`` (needs the machine to be online the
     first time; later runs read the library's cache)."""
     try:
-        import datasets  # noqa: F401
+        import datasets
     except ImportError:
         raise DataError(
             f"hf:{repo_id}: loading from the Hugging Face hub needs the 'datasets' package "
@@ -112,7 +112,7 @@ def hub_rows(
 
 
 # --------------------------------------------------------------------------- release URLs
-def URL_OPENER(url: str):  # noqa: N802 - a replaceable hook
+def URL_OPENER(url: str):  # upper case: a replaceable hook (tests swap it)
     return urllib.request.urlopen(url, timeout=60)
 
 
@@ -163,7 +163,7 @@ def fetch(url: str) -> Path:
                 except TypeError:  # Python without extraction filters
                     for m in t.getmembers():
                         if m.name.startswith("/") or ".." in Path(m.name).parts or m.issym() or m.islnk():
-                            raise DataError(f"{url}: unsafe member in archive: {m.name}")
+                            raise DataError(f"{url}: unsafe member in archive: {m.name}") from None
                     t.extractall(tmpdir)
         if unpacked.exists():
             shutil.rmtree(unpacked)

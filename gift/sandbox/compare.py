@@ -65,7 +65,7 @@ def _eq(a: Any, b: Any) -> bool:
             return _num_close(float(a), float(b))
         return a == b
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         if len(a) != len(b):
             return False
@@ -122,10 +122,10 @@ def compare_stdout(got: str, expected: Any) -> bool:
         return True
     if len(g) != len(e) or not g:
         return False
-    for gl, el in zip(g, e):
+    for gl, el in zip(g, e, strict=True):
         if len(gl) != len(el):
             return False
-        for x, y in zip(gl, el):
+        for x, y in zip(gl, el, strict=True):
             if x == y:
                 continue
             if _is_float(x) and _is_float(y) and _num_close(float(x), float(y)):

@@ -56,7 +56,7 @@ def _prepare_plus(row: dict, req: dict, tests: list, memo: dict | None = None) -
     inputs, exps, limits, atols, groups, meta, needs_input = parsed
     if not row.get("timeout_s"):  # EvalPlus: min(60, sum of the per-input limits) + 1 per split
         per: dict[int, float] = {}
-        for g, lim in zip(groups, limits):
+        for g, lim in zip(groups, limits, strict=True):
             per[g] = per.get(g, 0.0) + (lim or 1.0)
         req["timeout"] = sum(min(60.0, v) + 1.0 for v in per.values()) if per else DEFAULT_TIMEOUT_S
     req.update(
@@ -209,7 +209,7 @@ def _verdict_plus(row: dict, info: dict, total: int, raw: dict, out: dict) -> di
         return _top_level_error(out, code_ev)
     if first_fail is not None:
         fail_all_after = first_fail[0]
-        for gg, gi in zip(out["groups"], range(ng)):
+        for gg, gi in zip(out["groups"], range(ng), strict=False):  # the first ng groups only
             if gi >= groups[fail_all_after]:
                 gg["passed"] = False
         i, kind, why = first_fail

@@ -28,7 +28,7 @@ _HEAVY = ("numpy", "pandas")  # pre-imported by the fork servers only when a bat
 # stdlib modules a server pre-imports when the batch's code mentions them (a word match is
 # enough: a module named but not imported costs a little memory, one imported but not
 # pre-imported costs each candidate the import)
-_OPTIONAL_RE = re.compile(r"\b(%s)\b" % "|".join(sorted(_OPTIONAL, key=len, reverse=True)))
+_OPTIONAL_RE = re.compile(r"\b({})\b".format("|".join(sorted(_OPTIONAL, key=len, reverse=True))))
 
 
 def _row_needs(r: dict) -> set:

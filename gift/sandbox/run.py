@@ -10,7 +10,7 @@ import os
 import selectors
 import sys
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..io import read_jsonl, write_jsonl
 from .plus import _PLUS_DEC

@@ -58,7 +58,7 @@ class Candidates:
         c.slot = self.free_slots.pop()
         c.uid = self.uid + c.slot if self.uid else 0
         self.seq += 1
-        c.tmp = os.path.join(self.base, "c%d" % self.seq)
+        c.tmp = os.path.join(self.base, f"c{self.seq}")
         os.mkdir(c.tmp, 0o700)
         if c.uid:
             os.chown(c.tmp, c.uid, c.uid)
@@ -269,13 +269,13 @@ class Candidates:
         out = []
         pids = [c.pid]
         try:
-            with open("/proc/%d/task/%d/children" % (c.pid, c.pid)) as f:
+            with open(f"/proc/{c.pid}/task/{c.pid}/children") as f:
                 pids += [int(x) for x in f.read().split()]
         except (OSError, ValueError):
             pass
         for p in pids:
             try:
-                out += [(p, t) for t in os.listdir("/proc/%d/task" % p)]
+                out += [(p, t) for t in os.listdir(f"/proc/{p}/task")]
             except OSError:
                 pass
         return out
@@ -285,7 +285,7 @@ class Candidates:
         cpu = delay = 0
         for p, t in self._tasks(c):
             try:
-                with open("/proc/%d/task/%s/schedstat" % (p, t), "rb") as f:
+                with open(f"/proc/{p}/task/{t}/schedstat", "rb") as f:
                     a = f.read().split()
                 cpu += int(a[0])
                 delay = max(delay, int(a[1]))
@@ -293,7 +293,7 @@ class Candidates:
                 pass
         rss = 0
         try:
-            with open("/proc/%d/statm" % c.pid, "rb") as f:
+            with open(f"/proc/{c.pid}/statm", "rb") as f:
                 rss = int(f.read().split()[1]) * 4096
         except (OSError, ValueError, IndexError):
             pass

@@ -56,8 +56,8 @@ def _init_numpy():
 
 
 def _mk_ser_plus():
-    from json.encoder import encode_basestring_ascii as _esc
     import collections as _col
+    from json.encoder import encode_basestring_ascii as _esc
 
     _type, _list, _tuple, _dict, _set, _fs, _int, _float, _bool, _str = (
         type,
@@ -187,7 +187,7 @@ def _mk_ser_plus():
 _ser_plus = _mk_ser_plus()
 
 
-class PlusOpaque(object):
+class PlusOpaque:
     """A return value of a type the encoding does not carry: equal only to itself."""
 
     __slots__ = ("name",)
@@ -196,7 +196,7 @@ class PlusOpaque(object):
         self.name = name
 
     def __repr__(self):
-        return "<%s object>" % self.name
+        return f"<{self.name} object>"
 
 
 class PlusTupleSub(tuple):
@@ -252,4 +252,4 @@ def dec_plus(j, np=None):
         return np.array(dec_plus(v, np), dtype=np.dtype(j["dt"]))
     if tag == "obj":
         return PlusOpaque(str(j.get("n")))
-    raise ValueError("bad value tag %r" % (tag,))
+    raise ValueError(f"bad value tag {tag!r}")

@@ -3,7 +3,6 @@ verdicts (``gift.rec`` events, accepted only from the runner's code object, in o
 
 import os
 import sys
-
 from _blake2 import blake2b  # (hashlib would load OpenSSL into the server)
 
 _BLOCKED_EVENTS = frozenset(

@@ -31,7 +31,7 @@ def _digit_distance_nums(num1, num2):
     a, b = str(num1), str(num2)
     n = max(len(a), len(b))
     a, b = a.zfill(n), b.zfill(n)
-    return sum(abs(int(x) - int(y)) for x, y in zip(a, b))
+    return sum(abs(int(x) - int(y)) for x, y in zip(a, b, strict=True))
 
 
 def _poly(xs, x):
@@ -84,7 +84,7 @@ def plus_compare(out, exp, atol, entry_point, dataset, inp, np=None):
         if atol == 0 and plus_is_floats(exp, np):
             atol = 1e-6
         if not exact_match and atol != 0:
-            if type(out) != type(exp):
+            if type(out) is not type(exp):
                 return False, atol
             if isinstance(exp, (list, tuple)) and len(out) != len(exp):
                 return False, atol

@@ -25,8 +25,8 @@ def _rmtree(path):
 def _uid_of(pid):
     """The real uid of a process, or None."""
     try:
-        with open("/proc/%d/status" % pid, "rb") as f:
-            uid_line = [l for l in f.read().split(b"\n") if l.startswith(b"Uid:")]
+        with open(f"/proc/{pid}/status", "rb") as f:
+            uid_line = [ln for ln in f.read().split(b"\n") if ln.startswith(b"Uid:")]
         return int(uid_line[0].split()[1])
     except (OSError, IndexError, ValueError):
         return None

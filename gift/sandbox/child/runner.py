@@ -8,7 +8,6 @@ import resource
 import signal
 import sys
 import time
-
 from _blake2 import blake2b  # (hashlib would load OpenSSL into the server)
 
 from .codec import _ser_plus
@@ -198,11 +197,14 @@ def _run_stdio_mode(req, fd, tmp):
     """The harness process never runs candidate code: one grandchild per test."""
     key = bytearray(os.urandom(32))
     os.write(fd, ("K " + bytes(key).hex() + "\n").encode())
-    mac = lambda line: blake2b(line.encode(), key=bytes(key), digest_size=16).hexdigest()
+
+    def mac(line):
+        return blake2b(line.encode(), key=bytes(key), digest_size=16).hexdigest()
+
     seq = [0]
 
     def emit(body):
-        line = "%d %s" % (seq[0], body)
+        line = f"{seq[0]} {body}"
         seq[0] += 1
         data = (line + " " + mac(line) + "\n").encode()
         while data:
@@ -246,7 +248,7 @@ def _run_stdio_mode(req, fd, tmp):
                     os.dup2(infd, 0)
                     os.dup2(outw, 1)
                     os.closerange(3, 65536)
-                sys.stdin = open(0, "r", closefd=False)
+                sys.stdin = open(0, closefd=False)
                 sys.stdout = open(1, "w", closefd=False)
                 _neuter_signals()
                 _install_hook(None, -1, ())
@@ -288,12 +290,12 @@ def _run_stdio_mode(req, fd, tmp):
         os.close(outr)
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
-            kind = "signal%d" % os.WTERMSIG(status)
+            kind = f"signal{os.WTERMSIG(status)}"
         else:
             kind = {0: "ok", 2: "exit", 3: "memory", 4: "exc"}.get(os.WEXITSTATUS(status), "exc")
         if total > cap:
             kind = "toolong" if kind == "ok" else kind
-        emit("T %d %s %s" % (i, kind, b"".join(buf).hex()))
+        emit(f"T {i} {kind} {b''.join(buf).hex()}")
     emit("E")
 
 

@@ -9,8 +9,8 @@ import sys
 import time
 
 from .candidates import Candidates
-from .osutil import _rmtree
 from .codec import _init_numpy, dec_plus
+from .osutil import _rmtree
 from .preload import _BASE_ENV, _LOADED, _OPTIONAL, _PREIMPORT, _own_streams
 
 
@@ -96,7 +96,7 @@ class Server(Candidates):
         net = "unknown"
         try:
             with open("/proc/net/dev") as f:
-                ifs = [l.split(":")[0].strip() for l in f.readlines()[2:]]
+                ifs = [ln.split(":")[0].strip() for ln in f.readlines()[2:]]
             net = "isolated" if all(i == "lo" for i in ifs) else "shared"
         except OSError:
             pass
@@ -128,9 +128,9 @@ class Server(Candidates):
             c = cache.get(k)
             if c is None:
                 try:
-                    c = compile(src, "<test %d>" % i, "exec")
+                    c = compile(src, f"<test {i}>", "exec")
                 except BaseException as e:
-                    c = "test does not compile: %s" % type(e).__name__
+                    c = f"test does not compile: {type(e).__name__}"
                 cache[k] = c
             out.append(c)
         return out
@@ -170,7 +170,7 @@ class Server(Candidates):
                 try:
                     self._start(req)
                 except Exception as e:  # never die on one bad request
-                    self._send({"i": req.get("i"), "server_error": "%s: %s" % (type(e).__name__, e)})
+                    self._send({"i": req.get("i"), "server_error": f"{type(e).__name__}: {e}"})
             if eof and not self.pending and not self.running:
                 break
             now = time.monotonic()
@@ -206,7 +206,7 @@ class Server(Candidates):
                         try:
                             req = json.loads(line)
                         except ValueError as e:
-                            self._send({"i": None, "server_error": "bad request: %s" % e})
+                            self._send({"i": None, "server_error": f"bad request: {e}"})
                             continue
                         if "cancel" in req:  # the caller moves a queued request to an idle server
                             for r in self.pending:
