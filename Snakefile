@@ -30,6 +30,14 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+onsuccess:
+    stop_servers()
+
+
+onerror:
+    stop_servers()
+
+
 rule all:
     default_target: True
     input:

@@ -90,11 +90,18 @@ def evaluator(config: dict) -> str:
 def _semantic_errors(config: dict) -> list[str]:
     gen = config.get("generation") or {}
     bos = (config.get("tokenize") or {}).get("bos", False)
-    if gen.get("backend") == "openai" and bos != "auto":
+    if gen.get("backend") == "openai" and bos != "auto" and not gen.get("token_ids"):
         return [
             f"tokenize.bos: {str(bos).lower()} with generation.backend openai: the server tokenises the prompt "
-            "text itself (its tokenizer's default BOS), so only 'auto' says what happens"
+            "text itself (its tokenizer's default BOS), so only 'auto' says what happens (or send token ids: "
+            "generation.token_ids: true, with a vLLM or SGLang server)"
         ]
+    if gen.get("engine") == "served" and gen.get("backend") != "vllm":
+        return [
+            f"generation.engine: served runs vLLM servers: it needs generation.backend vllm, not {gen.get('backend')}"
+        ]
+    if (gen.get("data_parallel_size") or 1) > 1 and gen.get("engine") != "served":
+        return ["generation.data_parallel_size > 1 needs generation.engine: served (one server, one replica per GPU)"]
     if (config.get("evaluation") or {}).get("evaluator") != "evalplus":
         return []
     dataset, path = _test_set(config)
@@ -130,6 +137,19 @@ def check_files(config: dict) -> None:
             read_examples_file(path)
         except ExamplesError as e:
             raise ConfigError(f"config error: {e}") from None
+
+
+# `generation` settings that change how a job runs, not what it writes: left out of the rules' params (a
+# change reruns nothing); the jobs read them from the whole config (gift.rule.backend)
+GENERATION_HOW = ("engine", "serve", "concurrency", "data_parallel_size", "kv_cache_gib", "gpu_memory_utilization")
+
+
+def rule_settings(config: dict, keys: list[str]) -> dict:
+    """``subset(config, keys)`` without the ``GENERATION_HOW`` settings: what a rule's outputs depend on."""
+    out = subset(config, keys)
+    if isinstance(out.get("generation"), dict):
+        out["generation"] = {k: v for k, v in out["generation"].items() if k not in GENERATION_HOW}
+    return out
 
 
 def subset(config: dict, keys: list[str]) -> dict:

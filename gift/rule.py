@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 
+_WHOLE: dict = {}  # the job's whole config (setup): settings that change how, not what (GENERATION_HOW)
+
 
 def setup(smk) -> dict:
     """Send this job's stderr (progress bars, warnings, tracebacks) and logging to its log file, pin the
@@ -19,6 +21,8 @@ def setup(smk) -> dict:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
     )
+    _WHOLE.clear()
+    _WHOLE.update(getattr(smk, "config", None) or {})
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
@@ -38,12 +42,16 @@ def workers(smk) -> int:
 
 def backend(cfg: dict, model_path: str):
     """The generation backend for a model folder, with the config's generation, tokenisation and model
-    settings (``generation.*``, ``tokenize.*``, ``model.dtype`` / ``model.device``)."""
+    settings (``generation.*``, ``tokenize.*``, ``model.dtype`` / ``model.device``); the settings that
+    change how it runs (``GENERATION_HOW``: the served mode, ...) from the job's whole config."""
     from .backends import make_backend
+    from .config import GENERATION_HOW
     from .model import resolve
 
     print(f"model: {model_path} -> {resolve(model_path)}", file=sys.stderr)  # which model this job loads
+
     gen = dict(cfg.get("generation", {}))
+    gen.update({k: v for k, v in (_WHOLE.get("generation") or {}).items() if k in GENERATION_HOW})
     gen.setdefault("dtype", cfg["model"].get("dtype", "float32"))
     gen.setdefault("device", cfg["model"].get("device", "auto"))
     gen["tokenize"] = cfg.get("tokenize") or {}

@@ -7,8 +7,9 @@ from snakemake.utils import validate
 
 from snakemake_interface_executor_plugins.settings import ExecMode
 
+from gift import serve
 from gift.analysis import ANALYSES
-from gift.config import ConfigError, check, check_files, evaluator, subset
+from gift.config import ConfigError, check, check_files, evaluator, rule_settings
 from gift.locks import clear_stale_locks
 
 try:
@@ -20,6 +21,18 @@ validate(config, schema="../schemas/config.schema.yaml")
 # the main process only, never a job's own Snakemake
 if workflow.exec_mode == ExecMode.DEFAULT:
     clear_stale_locks(".")
+
+# generation.engine: served: the model servers a job starts belong to this Snakemake process (the main one,
+# or a SLURM job's own), and stop when it ends, however it ends (gift.serve)
+if workflow.exec_mode in (ExecMode.DEFAULT, ExecMode.REMOTE):
+    os.environ[serve.OWNER_ENV] = serve.me()
+
+
+def stop_servers():
+    """onsuccess / onerror: stop this run's model servers now, not when their watchdogs notice."""
+    if config["generation"].get("engine") == "served":
+        serve.stop_all(os.environ.get(serve.OWNER_ENV))
+
 
 # results/<experiment>: the shared artifacts (data, models, expected outputs); with `replicates`, the
 # whole method runs once per seed under results/<experiment>/seed<k>/ (R holds the wildcard `rseed`)
@@ -164,7 +177,7 @@ CFG_KEYS = {
 def cfg_for(rule):
     """The part of the config that `rule`'s outputs depend on (see CFG_KEYS), per job: a replicate's
     jobs see their own seed."""
-    return lambda wildcards: subset(_seeded(wildcards), CFG_KEYS[rule])
+    return lambda wildcards: rule_settings(_seeded(wildcards), CFG_KEYS[rule])
 
 
 def threads_for(rule):

