@@ -127,8 +127,9 @@ def _leases(d: Path) -> list[str]:
 
 
 def _running(d: Path) -> dict | None:
+    """The state of a server whose watchdog runs (starting, ready, or still stopping), else None."""
     st = _read(d / "state.json")
-    return st if st and st.get("status") in ("starting", "ready") and alive(st.get("watchdog")) else None
+    return st if st and st.get("status") in ("starting", "ready", "stopping") and alive(st.get("watchdog")) else None
 
 
 def _local_servers(root: Path) -> list[Path]:
@@ -199,7 +200,9 @@ def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Le
     while lease is None:
         with _host_lock(root):
             st = _running(d)
-            if st is None:
+            if st is not None and st["status"] == "stopping":
+                st = None  # wait until it is gone, then start it again
+            elif st is None:
                 others = [x for x in _local_servers(root) if x != d]
                 if len(others) >= int(serve["max_servers"]):
                     for x in [x for x in others if not _leases(x)][: len(others) - int(serve["max_servers"]) + 1]:
@@ -260,7 +263,9 @@ def served_backend(model_path: str, gen_cfg: dict, progress: bool = True, tokeni
     from .model import resolve
 
     serve = {**DEFAULTS, **(gen_cfg.get("serve") or {})}
-    lease = acquire(resolve(model_path), gen_cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    model = resolve(model_path)
+    model = os.path.abspath(model) if os.path.exists(model) else model  # the server may run elsewhere
+    lease = acquire(model, gen_cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"gift.serve: {model_path} served at {lease.url} (log {lease.log})", file=sys.stderr, flush=True)
     b = OpenAIBackend(
         model_path,
@@ -277,13 +282,15 @@ def served_backend(model_path: str, gen_cfg: dict, progress: bool = True, tokeni
     return b
 
 
-def stop_all(owner_spec: str | None = None, root: Path | None = None, timeout_s: float = 60) -> int:
-    """Stop the servers on this host (those of ``owner_spec`` only, when given); wait until they are gone.
-    Returns how many were stopped."""
+def stop_all(owner_spec: str | None = None, root: Path | None = None, timeout_s: float = 60, idle_only=False) -> int:
+    """Stop the servers on this host (those of ``owner_spec`` only, when given; with ``idle_only`` those no
+    job holds: a fine-tuning frees the GPUs with it); wait until they are gone. Returns how many."""
     root = root or state_root()
-    ds = [d for d in _local_servers(root) if owner_spec is None or _read(d / "spec.json").get("owner") == owner_spec]
-    for d in ds:
-        (d / "stop").touch()
+    with _host_lock(root):  # no job takes a lease on a server between the choice and the stop request
+        ds = [d for d in _local_servers(root) if owner_spec in (None, (_read(d / "spec.json") or {}).get("owner"))]
+        ds = [d for d in ds if not (idle_only and _leases(d))]
+        for d in ds:
+            (d / "stop").touch()
     deadline = time.time() + timeout_s
     while time.time() < deadline and any(_running(d) for d in ds):
         time.sleep(0.2)
@@ -373,13 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("stop", help="stop the servers under a state folder (all of them, or one owner's)")
     st.add_argument("--dir", default=None)
     st.add_argument("--owner", default=None)
+    st.add_argument("--idle", action="store_true", help="only the servers that no job holds")
     sub.add_parser("list", help="the servers running on this host").add_argument("--dir", default=None)
     a = ap.parse_args(argv)
     if a.cmd == "run":
         return watch(Path(a.dir))
     root = Path(a.dir) if a.dir else state_root()
     if a.cmd == "stop":
-        print(f"stopped {stop_all(a.owner, root)} server(s)")
+        print(f"stopped {stop_all(a.owner, root, idle_only=a.idle)} server(s)")
         return 0
     for d in _local_servers(root):
         st = _read(d / "state.json")

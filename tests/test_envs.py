@@ -22,7 +22,7 @@ PAPER_NO_FILES = [p for p in PAPER if "introductory" in p.stem][:1]
 IMAGE = "docker://ghcr.io/gift-pipeline/gift-pipeline:0.1.0"
 
 # pins that differ from requirements.txt on purpose, each explained in its env file
-DEVIATIONS = {("gpu.yaml", "numpy"): "2.3.5"}  # vllm -> mistral-common needs numpy<2.4 on Python <= 3.12
+DEVIATIONS: dict = {}  # none: requirements.txt pins numpy 2.3.5, which vllm (mistral-common) needs
 # what each group of rules needs (the four groups)
 REQUIRED = {
     "cpu.yaml": {"numpy", "pandas", "matplotlib", "seaborn", "tabulate", "pyyaml", "jsonschema", "tqdm"},
@@ -117,7 +117,6 @@ def test_packages_outside_requirements_agree_across_envs_and_dockerfile():
     docker = (ROOT / "Dockerfile").read_text()
     assert f"ARG VLLM_VERSION={seen['vllm']}" in docker
     assert f"ARG DEEPSPEED_VERSION={seen['deepspeed']}" in docker
-    assert f"ARG CUDA_NUMPY_VERSION={DEVIATIONS[('gpu.yaml', 'numpy')]}" in docker
 
 
 def test_model_env_post_deploy_installs_the_embedded_model():

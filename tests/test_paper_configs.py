@@ -1,5 +1,6 @@
 """Paper scale is a config switch: every config/paper/*.yaml validates and its dry run shows the full DAG."""
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -38,6 +39,9 @@ def test_paper_hyperparameters(path):
     }
     assert cfg["train"]["epochs"] == 2 and cfg["train"]["batch_size"] == 128 and cfg["train"]["lr"] == 2e-5
     assert cfg["generation"]["backend"] == "vllm" and cfg["prompt"]["layout"] == "authors"
+    assert cfg["generation"]["engine"] == "served" and cfg["generation"]["data_parallel_size"] == 8
+    gpus = {rule: cfg["resources"][rule].get("gpu") for rule in ("sample_codes", "describe", "rewrite", "score_ppl")}
+    assert set(gpus.values()) == {8}, gpus  # a server's GPUs are held by its jobs
     assert cfg["model"]["base"] in {"deepseek-ai/deepseek-coder-6.7b-base", "codellama/CodeLlama-7b-Python-hf"}
     assert "deepspeed_zero2" in cfg["train"]["launcher"]
 
@@ -88,3 +92,9 @@ def test_dry_run_shows_the_full_dag(path, tmp_path):
     assert counts["evaluate_generate"] == 9 and counts["evaluate_score"] == 9 and counts["epochs_table"] == 1
     assert counts["analysis"] == 1 and counts["compare_published"] == 1
     assert "accelerate launch --config_file config/accelerate/deepspeed_zero2.yaml -m gift.train" in out
+    # engine starts: one per generating job with per-job engines, one per distinct model when served
+    spec = importlib.util.spec_from_file_location("engine_starts", ROOT / "benchmarks" / "engine_starts.py")
+    es = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(es)
+    starts = es.starts(es.jobs_from_dry_run(out))
+    assert (starts["per_job"], starts["served"]) == (111, 9), starts

@@ -41,7 +41,7 @@ REAL_TARGET = "results/tiny/data/seed.jsonl"
 
 PARTITION = "debug"  # the one partition of tests/slurm/cluster.sh
 # Rules of the real workflow that the profile sends to "<gpu-partition>".
-GPU_RULES = ("sample_codes", "describe", "score_ppl", "finetune", "evaluate_generate")
+GPU_RULES = ("sample_codes", "describe", "rewrite", "score_ppl", "finetune", "evaluate_generate")
 
 # Options that point the profile at the test cluster. A command-line value
 # replaces the profile's whole key (e.g. all of default-resources).
@@ -284,3 +284,38 @@ def test_real_workflow_on_slurm(slurm_cluster, workbase):
     a = (slurm_dir / REAL_TARGET).read_bytes()
     b = (local_dir / REAL_TARGET).read_bytes()
     assert a == b, f"{REAL_TARGET} differs between SLURM and local runs"
+
+
+def test_served_mode_inside_one_allocation(slurm_cluster, workbase):
+    """generation.engine: served on SLURM: the workflow's Snakemake runs inside one allocation (docs/slurm.md),
+    owns the model server, which all jobs of the base model share, and takes it with it when the job ends."""
+    import json
+
+    from gift import serve
+
+    work = workbase / "served"
+    work.mkdir(parents=True)
+    (work / "data").symlink_to(REPO / "data", target_is_directory=True)
+    served = work / "served.yaml"
+    served.write_text("generation: {backend: vllm, engine: served, batch_size: 12}\n")
+    target = "results/tiny/gibbs/iter1/codes.jsonl"  # sample_codes, describe, sample_codes: 3 jobs of one model
+    inner = [sys.executable, "-m", "snakemake", "--snakefile", str(REAL_SNAKEFILE), *_workflow_profile_args()]
+    inner += ["--configfile", str(TINY_CONFIG), str(served), "--cores", "2", target]
+    ncpu = str(len(os.sched_getaffinity(0)))
+    run = _run(
+        ["sbatch", "--wait", "--partition", PARTITION, "--cpus-per-task", ncpu, "--mem", "6000", "--chdir", str(work)]
+        + ["--output", str(work / "allocation.log"), "--wrap", " ".join(inner)],
+        timeout=1500,
+    )
+    log = (work / "allocation.log").read_text(errors="replace") if (work / "allocation.log").exists() else ""
+    assert run.returncode == 0, f"{run.stdout}\n{_tail(log, 80)}"
+    assert (work / target).exists()
+    events = (work / ".snakemake" / "gift-serve" / "events.log").read_text().splitlines()
+    assert sum(" start " in e for e in events) == 1, events
+    assert events[-1].split()[3] == "stop", events
+    states = [json.loads(p.read_text()) for p in (work / ".snakemake" / "gift-serve").glob("*/state.json")]
+    assert states and all(not serve.alive(s["server"]) and not serve.alive(s["watchdog"]) for s in states)
+    logs = [work / "results/tiny/logs/sample_codes/gibbs_iter0.log", work / "results/tiny/logs/describe/iter1.log"]
+    lines = [ln for p in logs for ln in p.read_text().splitlines() if " served at " in ln]
+    urls = {ln.split(" served at ")[1].split()[0] for ln in lines}
+    assert len(urls) == 1, urls
