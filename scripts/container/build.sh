@@ -54,6 +54,7 @@ debian_base() {
     local t0=$SECONDS
     gift_tmpdir
     # bookworm's python3 is 3.11, as in python:3.11-slim; pip may install into it (no EXTERNALLY-MANAGED)
+    # shellcheck disable=SC2016 # $1 is the hook's argument (the new root), expanded by mmdebstrap
     mmdebstrap --quiet --variant=minbase \
         --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
         --customize-hook='rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED' \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by build.sh and run.sh: which container engine runs, and what podman needs on this host.
 # GIFT_CONTAINER_ENGINE=podman|docker picks one; otherwise podman if it is installed, else docker.
 
@@ -124,5 +125,6 @@ EOF
     [ ${#HOST_PIP_LINES[@]} -gt 0 ] || return 0
     gift_tmpdir
     printf '%s\n' "[global]" "${HOST_PIP_LINES[@]}" >"$GIFT_TMP/pip.conf"
+    # shellcheck disable=SC2034 # read by the scripts that source this file
     HOST_PIP_MOUNTS=(-v "$GIFT_TMP/pip.conf:/etc/pip.conf:ro" "${mounts[@]}")
 }

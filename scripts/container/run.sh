@@ -37,7 +37,7 @@ if [ "$namespaces" = 1 ]; then
     fi
 fi
 if [ "$host_pip" = 1 ]; then
-    gift_host_pip
+    gift_host_pip "" # no find-links: a local torch wheel is a build's business
     args+=("${HOST_PIP_MOUNTS[@]}")
 fi
 "$ENGINE" run "${args[@]}" "$image" "$@"
