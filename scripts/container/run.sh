@@ -29,7 +29,8 @@ while [ $# -gt 0 ]; do
 done
 gift_engine
 mkdir -p "$results"
-args=(--rm -v "$(cd "$results" && pwd):/opt/gift/results")
+# --init: a small init as PID 1 forwards signals (stop, Ctrl-C) to snakemake and reaps orphans
+args=(--rm --init -v "$(cd "$results" && pwd):/opt/gift/results")
 if [ "$namespaces" = 1 ]; then
     args+=(--cap-add SYS_ADMIN)
     if [ "$ENGINE" = docker ] && [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; then
