@@ -66,7 +66,7 @@ debian_base() {
 }
 case $base in
 auto)
-    if have "$PULLED" || "$ENGINE" pull "$PULLED" >/dev/null 2>&1; then
+    if have "$PULLED" || timeout 600 "$ENGINE" pull "$PULLED" >/dev/null 2>&1; then
         echo "base: $PULLED"
         args+=(--build-arg "PYTHON_IMAGE=$PULLED")
     else
