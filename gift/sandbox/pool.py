@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ from .child.preload import _OPTIONAL
 from .launch import _server_env, _variants
 
 _START_TIMEOUT_S = 120.0
+FULL_ISOLATION = "net+pid+mount"  # the first launch variant; a server that gets less logs a warning
 # Fork servers per CPU core (``workers``). Each server runs at most one CPU-bound candidate at a time
 # and is idle while it forks, reaps and reports; a second server per core keeps the core busy
 # meanwhile (+20 % candidates/s on short programs, benchmarks/bench_execute.py). Timeouts stay fair:
@@ -75,9 +77,14 @@ class _Server:
         )
         self.info = self._read_line(_START_TIMEOUT_S)
         if not self.info or not self.info.get("ready"):
-            self.close()
+            try:  # the reason is on its stderr: read it before close() closes the log
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill()
             self.errlog.seek(0)
-            raise _ServerDied("sandbox server failed to start: " + self.errlog.read()[-500:].decode("utf-8", "replace"))
+            err = self.errlog.read()[-500:].decode("utf-8", "replace")
+            self.close()
+            raise _ServerDied("sandbox server failed to start: " + err)
         # what is really loaded (GIFT_SANDBOX_PREIMPORT may override the request)
         self.preimport = frozenset(self.info.get("preimported") or ()) | {m for m in _HEAVY if self.info.get(m)}
         self.heavy = any(m in self.preimport for m in _HEAVY)
@@ -147,6 +154,8 @@ class _Pool:
         self.lock = threading.RLock()
         self.servers: list[_Server] = []
         self.variant: int | None = None
+        self.warned = False
+        self.warn_lock = threading.Lock()
 
     def _start(self, preimport: frozenset = frozenset()) -> _Server:
         """A new server of the most isolated variant that starts here (servers start in parallel: before
@@ -163,8 +172,27 @@ class _Pool:
             s.info["isolation"] = vs[i][0]
             if self.variant is None or i != self.variant:
                 self.variant = i
+            self._warn_if_weaker(vs[i][0], last)
             return s
         raise RuntimeError(f"cannot start the sandbox server: {last}")
+
+    def _warn_if_weaker(self, isolation: str, why: Exception | None) -> None:
+        """Say once per process, in the log, that the candidates run with less isolation than
+        ``net+pid+mount`` (e.g. in a container without CAP_SYS_ADMIN), unless GIFT_SANDBOX_NS asked for it."""
+        if isolation == FULL_ISOLATION or os.environ.get("GIFT_SANDBOX_NS") == isolation:
+            return
+        with self.warn_lock:  # not self.lock: ensure() holds it while servers start in other threads
+            if self.warned:
+                return
+            self.warned = True
+        reason = " ".join(str(why).split())[-200:] if why else "unshare is not installed"
+        logging.getLogger("gift.sandbox").warning(
+            "sandbox isolation is %r, not %r (%s): candidates get the weaker protections that "
+            "docs/execution.md lists for it; in a container, run it with --cap-add SYS_ADMIN",
+            isolation,
+            FULL_ISOLATION,
+            reason,
+        )
 
     def ensure(self, n: int, preimport: frozenset = frozenset(), n_heavy: int | None = None) -> list[_Server]:
         """-> n running servers, of which ``n_heavy`` (default: 1 if ``preimport`` names
