@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from .backends.vllm import cpu_thread_env
+
 ROOT_ENV = "GIFT_SERVE_DIR"
 OWNER_ENV = "GIFT_SERVE_OWNER"
 SERVED_NAME = "gift-model"
@@ -247,7 +249,7 @@ def _start(d: Path, argv: list[str], serve: dict) -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            env={**os.environ, **cpu_thread_env(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             check=True,
         )
     deadline = time.time() + 60

@@ -33,6 +33,24 @@ def test_the_engine_runs_on_this_cpu_with_the_cpu_settings(vllm_backend):
     assert vllm_backend.llm.llm_engine.vllm_config.scheduler_config.enable_chunked_prefill is False
 
 
+def test_the_engine_threads_are_not_pinned_to_the_first_cores(vllm_backend):
+    """vLLM's own binding pins the worker's OpenMP threads to cores 0..n-2 whatever the job was given (one
+    thread on 2 cores, every engine of a run on the same cores); the backend leaves them to the scheduler."""
+    import os
+
+    assert os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    cores = os.sched_getaffinity(0)
+    kids = [int(p) for p in open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()]
+    engines = [p for p in kids if "EngineCore" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+    engines = engines or [p for p in kids if os.path.exists(f"/proc/{p}/task")]
+    assert engines, kids
+    for pid in engines:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            assert os.sched_getaffinity(int(tid)) == cores, (pid, tid)
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        assert not any(e.startswith(b"GOMP_CPU_AFFINITY=") for e in env)
+
+
 def test_greedy_output_equals_the_transformers_backend_on_the_same_token_ids(vllm_backend, backend, prompts):
     # measured: 16 of 16 prompts equal over 96 tokens (float32 on both sides)
     v = vllm_backend.generate(prompts, n=1, temperature=0, max_new_tokens=64)

