@@ -41,9 +41,14 @@ def request_seed(seed: int, i: int) -> int:
 
 def cpu_thread_env(environ=None) -> dict:
     """The environment variables an engine or server on a CPU starts with (those the user has set win):
-    OpenMP threads left unpinned, as many as the job's threads (``OMP_NUM_THREADS`` as Snakemake sets it)."""
+    OpenMP threads left unpinned, as many as the job's threads (``OMP_NUM_THREADS`` where set, else torch's
+    thread count, which :func:`gift.rule.setup` sets to the rule's ``threads``)."""
     environ = os.environ if environ is None else environ
-    return {"VLLM_CPU_OMP_THREADS_BIND": environ.get("VLLM_CPU_OMP_THREADS_BIND") or "nobind"}
+    env = {"VLLM_CPU_OMP_THREADS_BIND": environ.get("VLLM_CPU_OMP_THREADS_BIND") or "nobind"}
+    torch = sys.modules.get("torch")  # gift.rule set its threads to the job's
+    if not environ.get("OMP_NUM_THREADS") and torch is not None:
+        env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
+    return env
 
 
 def on_cpu() -> bool:
