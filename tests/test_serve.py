@@ -111,32 +111,25 @@ def test_a_second_job_leases_the_same_server(served, state_dir, base_model_dir):
     assert serve._leases(d) == [serve.me()]
 
 
-def test_an_idle_server_of_another_model_makes_room(served, state_dir, bos_model_dir):
-    """max_servers 1 (one GPU, one model): a job of a second model stops the first model's idle server."""
+def test_an_idle_server_makes_room_for_data_parallel_replicas(served, state_dir, base_model_dir, vllm_backend):
+    """max_servers 1 (one GPU): a job that needs another server (here the same model with
+    --data-parallel-size 2, two engine replicas as one per GPU) stops the idle one first; requests spread over
+    the replicas, each with its own seed, and the samples are the single engine's."""
     from gift.backends import make_backend
 
     first = served.lease.dir
     served.lease.release()
-    other = make_backend(str(bos_model_dir), dict(GEN), progress=False)
-    assert other.lease.dir != first
+    dp = make_backend(str(base_model_dir), dict(GEN, data_parallel_size=2, kv_cache_gib=1), progress=False)
+    assert dp.lease.dir != first
     st = json.loads((first / "state.json").read_text())
     assert st["status"] == "stopped" and st["reason"] == "asked to stop"
     assert not serve.alive(st["server"]) and not serve.alive(st["watchdog"])
-    assert other.generate(["def f():\n"], n=1, temperature=0, max_new_tokens=4)[0][0]
-    assert [e.split()[3] for e in events(state_dir)] == ["start", "ready", "stop", "start", "ready"]
-    other.lease.release()
-
-
-def test_data_parallel_replicas_give_the_same_samples(state_dir, base_model_dir, vllm_backend):
-    """--data-parallel-size 2 (two engine replicas, as one per GPU): requests spread over the replicas, each
-    with its own seed, and the samples are the single engine's."""
-    from gift.backends import make_backend
-
-    dp = make_backend(str(base_model_dir), dict(GEN, data_parallel_size=2, kv_cache_gib=1), progress=False)
     assert "--data-parallel-size" in json.loads((dp.lease.dir / "spec.json").read_text())["argv"]
     assert "EngineCore_DP1" in (dp.lease.dir / "server.log").read_text()
     kw = dict(n=2, temperature=1.0, top_p=0.95, max_new_tokens=24, seed=5)
     assert dp.generate(PROMPTS, **kw) == vllm_backend.generate(PROMPTS, **kw)
+    assert [e.split()[3] for e in events(state_dir)] == ["start", "ready", "stop", "start", "ready"]
+    dp.lease.release()
 
 
 def test_the_servers_stop_when_their_owner_is_killed(served, state_dir, owner):
