@@ -67,8 +67,11 @@ def logged_starts(results: Path) -> dict:
     """Engine starts a finished run logged: in-process engines in the jobs' logs, servers in events.log."""
     per_job = sum(p.read_text(errors="replace").count("vllm engine start") for p in results.rglob("logs/**/*.log"))
     events = results.parent.parent / ".snakemake" / "gift-serve" / "events.log"
-    served = events.read_text().count(" start ") if events.exists() else 0
-    return {"in_process_engine_starts": per_job, "server_starts": served}
+    # events.log is shared by the working directory's experiments: only this one's models count
+    mine = f"model={results.resolve()}/"
+    lines = events.read_text().splitlines() if events.exists() else []
+    starts = [x.split(" model=")[1].split()[0] for x in lines if " start " in x and mine in x]
+    return {"in_process_engine_starts": per_job, "server_starts": len(starts), "served_models": len(set(starts))}
 
 
 def main(argv=None) -> int:

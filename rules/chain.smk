@@ -12,6 +12,7 @@ rule sample_codes:
         f"{R}/{{pool}}/iter{{t}}/codes.jsonl",
     log:
         f"{R}/logs/sample_codes/{{pool}}_iter{{t}}.log",
+    priority: BASE_MODEL_FIRST
     conda:
         ENV_GENERATE
     threads: threads_for("sample_codes")
@@ -58,6 +59,7 @@ rule describe:
         f"{R}/logs/describe/iter{{next}}.log",
     wildcard_constraints:
         next=r"[1-9]\d*",
+    priority: BASE_MODEL_FIRST
     conda:
         ENV_GENERATE
     threads: threads_for("describe")
@@ -92,6 +94,7 @@ rule rewrite:
         f"{R}/rft_rd/iter{{t}}/descriptions.jsonl",
     log:
         f"{R}/logs/rewrite/iter{{t}}.log",
+    priority: BASE_MODEL_FIRST
     conda:
         ENV_GENERATE
     threads: threads_for("rewrite")

@@ -258,6 +258,16 @@ SAMPLER = (
 )
 
 
+# Scheduling: the base model's jobs (the chain, PPL scoring, the base model's evaluation) go before any
+# fine-tuned model's evaluation, so that in the served mode (one server at a time by default) the base
+# model's server starts once, not again after a fine-tuned model's. Priorities change no output.
+BASE_MODEL_FIRST = 1
+
+
+def base_model_first(wildcards):
+    return BASE_MODEL_FIRST if wildcards.model == "base" else 0
+
+
 def model_dir(wildcards):
     """The model folder an evaluation depends on (an epoch checkpoint lives inside its method's folder)."""
     if wildcards.model == "base":

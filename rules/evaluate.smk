@@ -7,6 +7,7 @@ rule evaluate_generate:
         f"{R}/eval/{{model}}/samples.jsonl",
     log:
         f"{R}/logs/evaluate_generate/{{model}}.log",
+    priority: base_model_first
     conda:
         ENV_GENERATE
     threads: threads_for("evaluate_generate")

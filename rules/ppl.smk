@@ -8,6 +8,7 @@ rule score_ppl:
         f"{R}/ppl/{{pool}}.jsonl",
     log:
         f"{R}/logs/score_ppl/{{pool}}.log",
+    priority: BASE_MODEL_FIRST
     conda:
         ENV_GENERATE
     threads: threads_for("score_ppl")
