@@ -5,6 +5,8 @@ PPL = exp(mean NLL over the code's tokens and the end-of-sequence token), the pr
 that produced the code, as the authors' script does: everything up to the end of that code's own
 docstring) or ``seed`` (the seed description the code will be trained with). The prompt / target split
 is the layout's (``prompts.*Layout.ppl_pair``); tokenisation is the backend's policy (``tokenize.*``).
+``expand_tabs`` replaces each tab of the code with 4 spaces before it is split and tokenised, as the
+authors' cal_ppl.py does (the rows keep the code as written: it is what selection hands to training).
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ def token_nll(logits, labels):
     return nll.view(shift_labels.shape)
 
 
-def score_pool(backend, problems: list[dict], pool: list[dict], *, layout, condition: str = "chain") -> list[dict]:
+def scored_code(code: str, expand_tabs: bool) -> str:
+    """The code as the PPL step scores it: each tab replaced by 4 spaces when ``expand_tabs`` (cal_ppl.py's
+    ``code.replace('\\t', '    ')``, not tab stops)."""
+    return code.replace("\t", "    ") if expand_tabs else code
+
+
+def score_pool(
+    backend, problems: list[dict], pool: list[dict], *, layout, condition: str = "chain", expand_tabs: bool = False
+) -> list[dict]:
     if condition not in CONDITIONS:
         raise ValueError(f"ppl.condition: '{condition}' ({' | '.join(CONDITIONS)})")
     by_id = {p["task_id"]: p for p in problems}
@@ -39,7 +49,8 @@ def score_pool(backend, problems: list[dict], pool: list[dict], *, layout, condi
     for row in pool:
         p = by_id[row["task_id"]]
         desc = p["description"] if condition == "seed" else row["description"]
-        prompt, target = layout.ppl_pair(backend.tok, row["code"], p, desc, source_description=row["description"])
+        code = scored_code(row["code"], expand_tabs)
+        prompt, target = layout.ppl_pair(backend.tok, code, p, desc, source_description=row["description"])
         prompts.append(prompt)
         targets.append(target)
     scores = backend.score(prompts, targets, desc="ppl") if pool else []
@@ -52,6 +63,7 @@ def score_pool(backend, problems: list[dict], pool: list[dict], *, layout, condi
                 "n_tokens": ntok,
                 "ppl": perplexity(nll, ntok),
                 "condition": condition,
+                "expand_tabs": expand_tabs,
             }
         )
     return out

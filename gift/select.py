@@ -5,6 +5,13 @@
 ``inverse``  weights softmax(-temperature * ppl), an ablation favouring the mode.
 ``uniform``  k codes without replacement when the pool holds >= k, with replacement when it holds
              1..k-1, none when it is empty (GiFT without PPL selection, RFT).
+
+The random stream (``selection.stream``):
+``per_problem``  one stream per (method, problem), derived from ``seed`` and the names: a problem's draw
+                 stays the same when other problems join or leave the set (a resumed or extended run).
+``single``       the authors' resampling: ``random.seed(seed)`` once, then every problem in turn draws
+                 from that one stream, in the order the scored pool first lists them (the pool's order:
+                 iteration, then seed problem); the problems without a code draw nothing.
 """
 
 from __future__ import annotations
@@ -43,16 +50,32 @@ def draw(items: list, ppls: list[float], k: int, weighting: str, temperature: fl
     return r.choices(items, weights=weights(ppls, weighting, temperature), k=k)
 
 
-def select(scored: list[dict], *, k: int, weighting: str, temperature: float, seed: int, method: str) -> list[dict]:
+STREAMS = ("per_problem", "single")
+
+
+def select(
+    scored: list[dict],
+    *,
+    k: int,
+    weighting: str,
+    temperature: float,
+    seed: int,
+    method: str,
+    stream: str = "per_problem",
+) -> list[dict]:
+    if stream not in STREAMS:
+        raise ValueError(f"selection.stream: '{stream}' ({' | '.join(STREAMS)})")
     by_task: dict[str, list[dict]] = {}
     for row in scored:
         by_task.setdefault(row["task_id"], []).append(row)
+    one = random.Random(seed) if stream == "single" else None  # random.seed(seed), as the authors
     out = []
-    for tid in sorted(by_task):
+    for tid in by_task if one else sorted(by_task):
         rows = by_task[tid]
         ppls = [r["ppl"] for r in rows]
         w = weights(ppls, weighting, temperature)
-        chosen = draw(list(range(len(rows))), ppls, k, weighting, temperature, rng(seed, "select", method, tid))
+        r = one or rng(seed, "select", method, tid)
+        chosen = draw(list(range(len(rows))), ppls, k, weighting, temperature, r)
         for i in chosen:
             out.append({**rows[i], "method": method, "weight": w[i]})
     return out

@@ -52,8 +52,19 @@ def _seeded(wildcards):
     return dict(config, seed=int(rseed)) if rseed is not None else config
 
 
-# the interpreter of shell rules: the env's `python` under --sdm conda/apptainer, else Snakemake's own
-PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+# The checkout and the interpreter reach shell rules through the environment (every Snakemake process that
+# parses this file sets them, a cluster job's own included), never through params or the shell command:
+# the provenance Snakemake records must not depend on where the checkout lives, so that results copied
+# to another clone are up to date there (docs/relocating.md).
+# GIFT_PYTHON: the env's `python` under --sdm conda/apptainer, else Snakemake's own interpreter.
+os.environ.update(
+    GIFT_ROOT=workflow.basedir,
+    GIFT_PYTHON=(
+        "python" if workflow.deployment_settings.deployment_method else sys.executable
+    ),
+)
+# the interpreter of shell rules, as the shell command spells it
+PYTHON = '"$GIFT_PYTHON"'
 
 
 def _data_path(path):

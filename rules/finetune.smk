@@ -36,10 +36,10 @@ rule finetune:
             )
         ),
         device=config["model"]["device"],
-        # the `gift` package from this repository, whether or not it is pip-installed in the env
-        pythonpath=workflow.basedir,
     shell:
-        "PYTHONPATH={params.pythonpath:q}${{PYTHONPATH:+:$PYTHONPATH}}"
+        # the `gift` package from this checkout ($GIFT_ROOT, rules/common.smk), whether or not it is
+        # pip-installed in the env
+        'PYTHONPATH="$GIFT_ROOT"${{PYTHONPATH:+:$PYTHONPATH}}'
         " {params.launcher} -m gift.train --model {input.model:q} --problems {input.problems:q}"
         " --selected {input.selected:q} --out {output:q} --config {params.train:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

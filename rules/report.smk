@@ -211,7 +211,7 @@ rule analysis:
 rule compare_published:
     """The paper's published numbers next to this run's (cells without a run say so)."""
     input:
-        published=os.path.join(workflow.basedir, "data/published/results.csv"),
+        published=_data_path("data/published/results.csv"),
         scores=expand(
             f"{R}/eval/{{model}}/scores.json", model=MODELS, allow_missing=True
         ),

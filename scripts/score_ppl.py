@@ -18,6 +18,7 @@ rows = (
         pool,
         layout=layout(cfg),
         condition=cfg["ppl"]["condition"],
+        expand_tabs=cfg["ppl"]["expand_tabs"],
     )
     if pool
     else []

@@ -20,5 +20,6 @@ rows = select(
     temperature=spec.get("temperature", 2.0),
     seed=cfg["seed"],
     method=snakemake.wildcards.method,
+    stream=cfg["selection"]["stream"],
 )
 write_jsonl(snakemake.output[0], rows)

@@ -178,6 +178,62 @@ def test_3_ppl_under_the_chain_description_that_produced_the_code(bos_model_dir)
     assert got["seed"] != pytest.approx(got["chain"], rel=1e-3)  # the seed description is another condition
 
 
+# ------------------------------------------------------------------------------------------ item 3b
+class _Recorder:
+    """A backend that records what it is asked to score (the (prompt, target) strings) and scores length."""
+
+    tok = None
+
+    def __init__(self):
+        self.pairs = []
+
+    def score(self, prompts, targets, desc=""):
+        self.pairs += list(zip(prompts, targets, strict=True))
+        return [(float(len(t)), len(t)) for t in targets]
+
+
+def test_3b_tabs_become_four_spaces_before_scoring_when_expand_tabs():
+    p = MBPP_602
+    desc = "Find the first character that occurs twice in a string."
+    # a tab inside the body and one inside a string literal: the authors replace both (str.replace, not tab stops)
+    code = AUTHORS.code_prompt(None, desc, p) + "\tfor i, c in enumerate(str1):\n\t\tif c in 'a\tb':\n\t\t\treturn c\n"
+    row = {"task_id": p["task_id"], "iteration": 0, "sample": 0, "code": code, "description": desc}
+    got = {}
+    for expand in (True, False):
+        rec = _Recorder()
+        out = score_pool(rec, [p], [row], layout=AUTHORS, condition="chain", expand_tabs=expand)
+        assert out[0]["code"] == code  # the row keeps the code as written (selection trains on it)
+        got[expand] = rec.pairs[0]
+    authors_code = code.replace("\t", "    ")  # cal_ppl.py
+    end = authors_code.index('"""', authors_code.index('"""') + 3) + 3
+    assert got[True][0] + got[True][1] == authors_code and "\t" not in got[True][1]
+    assert got[True][1] == authors_code[end:]
+    assert got[False][1].count("\t") == code.count("\t") and got[False] != got[True]
+
+
+@pytest.mark.slow
+def test_3b_expand_tabs_ppl_is_the_authors_on_the_real_model(bos_model_dir):
+    import torch
+
+    b = make_backend(
+        str(bos_model_dir), {"batch_size": 4, "tokenize": {"bos": "auto", "pair": "joint"}}, progress=False
+    )
+    p = MBPP_602
+    desc = "Find the first character that occurs twice in a string."
+    body = "\tfor i, c in enumerate(str1):\n\t\tif c in str1[:i]:\n\t\t\treturn c\n\treturn 'None'\n"
+    code = AUTHORS.code_prompt(None, desc, p) + body
+    row = {"task_id": p["task_id"], "iteration": 0, "sample": 0, "code": code, "description": desc}
+    got = {e: score_pool(b, [p], [row], layout=AUTHORS, expand_tabs=e)[0]["ppl"] for e in (True, False)}
+    authors_code = code.replace("\t", "    ")
+    end = authors_code.index('"""', authors_code.index('"""') + 3) + 3
+    ids, labels = authors_joint_ids(b.tok, authors_code[:end], authors_code[end:])
+    with torch.no_grad():
+        loss = b.model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+    assert got[True] == pytest.approx(math.exp(float(loss)), rel=1e-4)
+    assert got[False] != pytest.approx(got[True], rel=1e-2)  # the raw tab is another sequence
+    print(f"PPL with tabs expanded {got[True]:.2f}, raw {got[False]:.2f}")
+
+
 # ------------------------------------------------------------------------------------------- item 4
 def test_4_top_k_50_as_transformers_generate_applies_it():
     import torch
@@ -298,6 +354,40 @@ def test_selected_multiset_for_a_fixed_seed_is_the_authors_resampling():
                 want = r.choices([x["code"] for x in rows], k=8)
             assert Counter(x["code"] for x in got if x["task_id"] == t) == Counter(want), (weighting, t)
     assert select([], k=8, weighting="uniform", temperature=2.0, seed=1, method="m") == []
+
+
+def test_single_stream_is_the_authors_one_seeded_loop():
+    """selection.stream: single = random.seed(seed) once, then problem after problem (the pool's order)
+    random.choices(codes, weights=softmax(T * ppl), k) / random.sample / random.choices from that stream."""
+    pool = [
+        {"task_id": t, "iteration": i, "sample": 0, "code": f"{t}-{i}", "ppl": 1.0 + 0.37 * i + 0.11 * len(t)}
+        for t, n in (("z", 5), ("b", 11), ("c", 1), ("aa", 3), ("d", 9), ("e", 2), ("f", 4))
+        for i in range(n)
+    ]
+    order = ["z", "b", "c", "aa", "d", "e", "f"]  # first listed first, not sorted
+    for weighting in ("softmax", "uniform"):
+        got = select(pool, k=8, weighting=weighting, temperature=2.0, seed=1234, method="gift", stream="single")
+        random.seed(1234)  # the authors' loop, on the global random module
+        want = []
+        for t in order:
+            codes = [x["code"] for x in pool if x["task_id"] == t]
+            if weighting == "softmax":
+                z = [2.0 * x["ppl"] for x in pool if x["task_id"] == t]
+                e = [math.exp(v - max(z)) for v in z]
+                want += random.choices(codes, weights=[v / sum(e) for v in e], k=8)
+            elif len(codes) >= 8:
+                want += random.sample(codes, 8)
+            else:
+                want += random.choices(codes, k=8)
+        assert [x["code"] for x in got] == want, weighting  # the same codes in the same order
+        per = select(pool, k=8, weighting=weighting, temperature=2.0, seed=1234, method="gift")
+        differ = sum(
+            Counter(x["code"] for x in got if x["task_id"] == t) != Counter(x["code"] for x in per if x["task_id"] == t)
+            for t in order
+        )
+        assert differ == 6, (weighting, differ)  # per_problem is another draw (c has a single code: the same)
+    with pytest.raises(ValueError, match="selection.stream"):
+        select(pool, k=8, weighting="uniform", temperature=2.0, seed=1, method="m", stream="global")
 
 
 # ------------------------------------------------------------------------------------------- item 8
@@ -456,7 +546,8 @@ def test_paper_configs_choose_the_authors_procedure():
     for path in sorted((ROOT / "config/paper").glob("*.yaml")):
         c = yaml.safe_load(path.read_text())
         assert c["prompt"]["layout"] == "authors" and c["tokenize"] == {"bos": "auto", "pair": "joint"}
-        assert c["ppl"]["condition"] == "chain" and c["generation"]["top_k"] == 50
+        assert c["ppl"] == {"condition": "chain", "expand_tabs": True} and c["generation"]["top_k"] == 50
+        assert c["selection"]["stream"] == "single"
         assert (
             c["train"]["lr_floor"] == c["train"]["warmup_start_lr"] == 5e-6
             and c["train"]["target"] == "after_first_def"
