@@ -234,7 +234,7 @@ def finetune(
     ``cfg["report_to"] == "tensorboard"``: per-step loss, learning rate and gradient norm to TensorBoard in
     ``tensorboard_dir`` (default ``<out>.tensorboard``)."""
     import torch
-    from accelerate import Accelerator, PartialState
+    from accelerate import Accelerator
     from tqdm import tqdm
 
     from . import model as model_mod
@@ -246,14 +246,7 @@ def finetune(
     random.seed(seed)
     torch.manual_seed(seed)
     micro = int(cfg["micro_batch_size"])
-    state = PartialState(cpu=(device == "cpu"))
-    world = state.num_processes
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != world:
-        raise RuntimeError(
-            f"fine-tuning: the launcher started {launched} processes (WORLD_SIZE) but Accelerate sees {world} "
-            f"({state.distributed_type}): is the launcher's distributed type right for this machine?"
-        )
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # DeepSpeed's processes join at Accelerator() only
     accum = accumulation_steps(int(cfg["batch_size"]), micro, world)
     report_to = cfg.get("report_to", "none")
     out = Path(out_dir)
@@ -265,6 +258,12 @@ def finetune(
         log_with="tensorboard" if report_to == "tensorboard" else None,
         project_dir=str(tb_dir.parent) if report_to == "tensorboard" else None,
     )
+    if accelerator.num_processes != world:
+        raise RuntimeError(
+            f"fine-tuning: the launcher started {world} processes (WORLD_SIZE) but Accelerate sees "
+            f"{accelerator.num_processes} ({accelerator.distributed_type}): is the launcher's distributed type "
+            "right for this machine (DeepSpeed on CPUs: DS_ACCELERATOR=cpu)?"
+        )
     model, tok = model_mod.load(model_path, dtype=cfg.get("dtype", "float32"), device="cpu")
     model.config.use_cache = False
     if cfg.get("gradient_checkpointing"):
