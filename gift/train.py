@@ -234,7 +234,7 @@ def finetune(
     ``cfg["report_to"] == "tensorboard"``: per-step loss, learning rate and gradient norm to TensorBoard in
     ``tensorboard_dir`` (default ``<out>.tensorboard``)."""
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, PartialState
     from tqdm import tqdm
 
     from . import model as model_mod
@@ -246,6 +246,7 @@ def finetune(
     random.seed(seed)
     torch.manual_seed(seed)
     micro = int(cfg["micro_batch_size"])
+    PartialState(cpu=(device == "cpu"))  # joins the process group (DDP, gloo on CPUs) before Accelerator()
     world = int(os.environ.get("WORLD_SIZE", "1"))  # DeepSpeed's processes join at Accelerator() only
     accum = accumulation_steps(int(cfg["batch_size"]), micro, world)
     report_to = cfg.get("report_to", "none")
