@@ -456,9 +456,9 @@ def finetune(
     finally:
         if stage is not None and stage.exists() and not every:
             shutil.rmtree(stage, ignore_errors=True)
-    if report_to == "tensorboard":
-        accelerator.end_training()
     accelerator.wait_for_everyone()
+    for tracker in accelerator.trackers:  # (end_training() would also end the process group)
+        tracker.finish()
     return stats
 
 
