@@ -142,13 +142,19 @@ def check_files(config: dict) -> None:
 # `generation` settings that change how a job runs, not what it writes: left out of the rules' params (a
 # change reruns nothing); the jobs read them from the whole config (gift.rule.backend)
 GENERATION_HOW = ("engine", "serve", "concurrency", "data_parallel_size", "kv_cache_gib", "gpu_memory_utilization")
+# `train` settings of the same kind: how often the training state is saved, where the curves go (the
+# finetune rule passes them to gift.train outside its params)
+TRAIN_HOW = ("checkpoint_every", "report_to")
 
 
 def rule_settings(config: dict, keys: list[str]) -> dict:
-    """``subset(config, keys)`` without the ``GENERATION_HOW`` settings: what a rule's outputs depend on."""
+    """``subset(config, keys)`` without the ``GENERATION_HOW`` and ``TRAIN_HOW`` settings: what a rule's
+    outputs depend on."""
     out = subset(config, keys)
     if isinstance(out.get("generation"), dict):
         out["generation"] = {k: v for k, v in out["generation"].items() if k not in GENERATION_HOW}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in TRAIN_HOW}
     return out
 
 

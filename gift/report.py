@@ -256,3 +256,25 @@ def figure_scores(df, path: str) -> None:
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def figure_training_loss(checkpoints: list[str], path: str) -> None:
+    """The training loss at every optimizer step, one line per method (each checkpoint's train_stats.json)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for ck in checkpoints:
+        stats = read_json(str(Path(ck) / "train_stats.json"))
+        hist = stats.get("history") or []
+        ax.plot([h["step"] + 1 for h in hist], [h["loss"] for h in hist], marker=".", label=label(Path(ck).name))
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (code tokens)")
+    ax.set_title("Fine-tuning loss per method")
+    ax.legend(title=None, fontsize=8)
+    _save(fig, path)
+    plt.close(fig)

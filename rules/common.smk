@@ -1,6 +1,7 @@
 # Config validation, paths and input functions: no other rule file computes paths.
 import json
 import os
+import shlex
 import sys
 
 from snakemake.utils import validate
@@ -9,7 +10,14 @@ from snakemake_interface_executor_plugins.settings import ExecMode
 
 from gift import serve
 from gift.analysis import ANALYSES
-from gift.config import ConfigError, check, check_files, evaluator, rule_settings
+from gift.config import (
+    TRAIN_HOW,
+    ConfigError,
+    check,
+    check_files,
+    evaluator,
+    rule_settings,
+)
 from gift.locks import clear_stale_locks
 
 try:

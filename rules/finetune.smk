@@ -1,6 +1,17 @@
+# train.checkpoint_every and train.report_to change how a fine-tuning runs, not what it writes: they reach
+# the command outside `params`, so that changing them reruns nothing (TensorBoard events go to
+# logs/tensorboard/<method>/ beside the job's log)
+TRAIN_HOW_ARG = (
+    shlex.quote(json.dumps({k: config["train"].get(k) for k in TRAIN_HOW}))
+    .replace("{", "{{")
+    .replace("}", "}}")
+)
+
+
 rule finetune:
     """Fine-tune the base model on (seed description, selected code) pairs plus the original pairs.
-    `train.launcher` is `python` (one process) or `accelerate launch --config_file ...` (GPUs, DeepSpeed).
+    `train.launcher` is `python` (one process) or `accelerate launch ...` (several processes, DeepSpeed);
+    with `train.checkpoint_every` a rerun after a kill resumes from `<output>.state/` (gift.train).
     """
     input:
         problems=f"{R0}/data/seed.jsonl",
@@ -27,7 +38,7 @@ rule finetune:
         cfg=cfg_for("finetune"),
         train=lambda wc: json.dumps(
             dict(
-                config["train"],
+                {k: v for k, v in config["train"].items() if k not in TRAIN_HOW},
                 seed=config["seed"],
                 dtype=config["model"]["dtype"],
                 tokenize=config["tokenize"],
@@ -42,4 +53,6 @@ rule finetune:
         'PYTHONPATH="$GIFT_ROOT"${{PYTHONPATH:+:$PYTHONPATH}}'
         " {params.launcher} -m gift.train --model {input.model:q} --problems {input.problems:q}"
         " --selected {input.selected:q} --out {output:q} --config {params.train:q}"
-        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+        " --device {params.device} --threads {threads} --how "
+        + TRAIN_HOW_ARG
+        + " > {log:q} 2>&1"

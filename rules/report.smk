@@ -9,6 +9,9 @@ rule table:
         per_problem=expand(
             f"{R}/eval/{{model}}/per_problem.jsonl", model=MODELS, allow_missing=True
         ),
+        checkpoints=expand(
+            f"{R}/checkpoints/{{method}}", method=METHODS, allow_missing=True
+        ),
     output:
         csv=report(
             f"{R}/tables/main.csv",
@@ -30,6 +33,12 @@ rule table:
             category="Results",
         ),
         figure_pdf=f"{R}/figures/scores.pdf",
+        training_loss=report(
+            f"{R}/figures/training_loss.png",
+            caption="../report/training_loss.rst",
+            category="Results",
+        ),
+        training_loss_pdf=f"{R}/figures/training_loss.pdf",
     log:
         f"{R}/logs/table.log",
     conda:

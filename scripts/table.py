@@ -7,7 +7,7 @@ import sys
 # the repository root (snakemake.scriptdir is scripts/): `gift` imports without `pip install -e .`
 sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
-from gift.report import figure_scores
+from gift.report import figure_scores, figure_training_loss
 from gift.rule import setup
 from gift.tables import MARKERS, PAIRED_CAPTION, main_table, paired_table, write_table
 
@@ -29,3 +29,4 @@ write_table(
 paired = paired_table(list(i.scores), list(i.per_problem), b=b, seed=seed)
 write_table(paired, o.paired_csv, o.paired_md, o.paired_tex, caption=PAIRED_CAPTION)
 figure_scores(df, o.figure)
+figure_training_loss(list(i.checkpoints), o.training_loss)

@@ -192,7 +192,7 @@ def test_evaluation_and_tables(run):
     paired = pd.read_csv(r / "tables/comparison_paired.csv")
     assert set(paired["versus"]) == {"Base model", "RFT"} and paired["McNemar exact p"].notna().any()
     assert r"\toprule" in tex and r"\bottomrule" in tex and tex.count(r"\\") == 7
-    for fig in ("pass_rate_per_iteration", "ppl_distribution", "analysis", "selection", "scores"):
+    for fig in ("pass_rate_per_iteration", "ppl_distribution", "analysis", "selection", "scores", "training_loss"):
         data = (r / f"figures/{fig}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
         assert (r / f"figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
@@ -241,6 +241,7 @@ def test_report_is_self_contained_with_every_table_and_figure(run, tmp_path):
         "analysis.png",
         "selection.png",
         "scores.png",
+        "training_loss.png",
         "distinct_passing.csv",
     ):
         assert name in html, name
