@@ -1,10 +1,9 @@
 # train.checkpoint_every and train.report_to change how a fine-tuning runs, not what it writes: they reach
-# the command outside `params`, so that changing them reruns nothing (TensorBoard events go to
+# the command through the environment, outside `params` and outside the shell command's text (which
+# Snakemake records as the rule's code), so that changing them reruns nothing (TensorBoard events go to
 # logs/tensorboard/<method>/ beside the job's log)
-TRAIN_HOW_ARG = (
-    shlex.quote(json.dumps({k: config["train"].get(k) for k in TRAIN_HOW}))
-    .replace("{", "{{")
-    .replace("}", "}}")
+os.environ["GIFT_TRAIN_HOW"] = json.dumps(
+    {k: config["train"].get(k) for k in TRAIN_HOW}
 )
 
 
@@ -53,6 +52,4 @@ rule finetune:
         'PYTHONPATH="$GIFT_ROOT"${{PYTHONPATH:+:$PYTHONPATH}}'
         " {params.launcher} -m gift.train --model {input.model:q} --problems {input.problems:q}"
         " --selected {input.selected:q} --out {output:q} --config {params.train:q}"
-        " --device {params.device} --threads {threads} --how "
-        + TRAIN_HOW_ARG
-        + " > {log:q} 2>&1"
+        ' --device {params.device} --threads {threads} --how "$GIFT_TRAIN_HOW" > {log:q} 2>&1'
