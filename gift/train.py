@@ -246,14 +246,25 @@ def finetune(
     random.seed(seed)
     torch.manual_seed(seed)
     micro = int(cfg["micro_batch_size"])
-    PartialState(cpu=(device == "cpu"))  # joins the process group (DDP, gloo on CPUs) before Accelerator()
-    world = int(os.environ.get("WORLD_SIZE", "1"))  # DeepSpeed's processes join at Accelerator() only
+    # DeepSpeed (ACCELERATE_USE_DEEPSPEED from the launcher's config) runs on its own accelerator: on CPUs
+    # (DS_ACCELERATOR=cpu) Accelerate must not be told cpu=True (that is MULTI_CPU, DDP over gloo), and it
+    # finds no backend of its own there, so deepspeed.comm would join the processes while Accelerate counted 1:
+    # it is given DeepSpeed's CPU backend (gloo, or ccl with oneCCL)
+    use_ds = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    cpu = device == "cpu" and not use_ds
+    backend = None
+    if use_ds and int(os.environ.get("LOCAL_RANK", -1)) != -1 and not torch.cuda.is_available():
+        from deepspeed.accelerator import get_accelerator
+
+        backend = get_accelerator().communication_backend_name()
+    PartialState(cpu=cpu, backend=backend)  # joins the process group (DDP; DeepSpeed's) before Accelerator()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     accum = accumulation_steps(int(cfg["batch_size"]), micro, world)
     report_to = cfg.get("report_to", "none")
     out = Path(out_dir)
     tb_dir = Path(tensorboard_dir) if tensorboard_dir else out.with_name(out.name + ".tensorboard")
     accelerator = Accelerator(
-        cpu=(device == "cpu"),
+        cpu=cpu,
         mixed_precision=cfg.get("mixed_precision", "no"),
         gradient_accumulation_steps=accum,
         log_with="tensorboard" if report_to == "tensorboard" else None,
@@ -362,6 +373,7 @@ def finetune(
             "epochs": epochs_done,
             "processes": world,
             "distributed_type": str(accelerator.distributed_type),
+            "zero_stage": model.zero_optimization_stage() if hasattr(model, "zero_optimization_stage") else None,
             "gradient_accumulation": accum,
             "effective_batch": micro * world * accum,
             "lora": bool(lora),

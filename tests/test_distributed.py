@@ -29,6 +29,7 @@ CFG = {
 }
 LORA = {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
 TWO = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2"]
+DS_TWO = [str(BIN / "accelerate"), "launch", "--config_file", str(ROOT / "config/accelerate/deepspeed_zero2_cpu.yaml")]
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +52,12 @@ def data(tmp_path_factory):
     return d
 
 
-def start(launcher, model, data, name, cfg, how=None):
+def start(launcher, model, data, name, cfg, how=None, env=None):
     """The finetune rule's command (16 examples, effective batch 4: 8 optimizer steps)."""
     cmd = launcher + ["-m", "gift.train", "--model", str(model), "--problems", str(data / "problems.jsonl")]
     cmd += ["--selected", str(data / "selected.jsonl"), "--out", str(data / "ck" / name), "--config", json.dumps(cfg)]
     cmd += ["--device", "cpu", "--threads", "2", "--how", json.dumps(how or {})]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -126,3 +127,25 @@ def test_two_processes_match_one_and_a_killed_run_resumes_bit_for_bit(tiny_llama
     resumed = killed_then_rerun(TWO, tiny_llama, data, "two_lora_k", lora, 4)
     assert resumed["history"] == json.loads((data / "ck/two_lora/train_stats.json").read_text())["history"]
     assert max_diff(weights(data / "ck/two_lora"), weights(data / "ck/two_lora_k")) == 0.0
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_on_two_cpu_processes_matches_one(tiny_llama, data):
+    """config/accelerate/deepspeed_zero2_cpu.yaml: DeepSpeed ZeRO-2 on its CPU accelerator, 2 processes."""
+    pytest.importorskip("deepspeed")
+    from transformers import AutoModelForCausalLM
+
+    if not (data / "ck/one/train_stats.json").exists():
+        run([sys.executable], tiny_llama, data, "one", CFG)
+    run(DS_TWO, tiny_llama, data, "ds", CFG, env={"DS_ACCELERATOR": "cpu"})
+    one = json.loads((data / "ck/one/train_stats.json").read_text())
+    ds = json.loads((data / "ck/ds/train_stats.json").read_text())
+    assert ds["processes"] == 2 and ds["distributed_type"] == "DistributedType.DEEPSPEED"
+    assert ds["zero_stage"] == 2 and one["zero_stage"] is None  # the DeepSpeed engine's ZeRO stage
+    assert one["steps"] == ds["steps"] == 8 and one["effective_batch"] == ds["effective_batch"] == 4
+    assert [h["lr"] for h in one["history"]] == [h["lr"] for h in ds["history"]]
+    loss = max(abs(a["loss"] - b["loss"]) for a, b in zip(one["history"], ds["history"], strict=True))
+    weight = max_diff(weights(data / "ck/one"), weights(data / "ck/ds"))
+    print(f"deepspeed vs one process: loss {loss:.2e}, weights {weight:.2e}, {ds['seconds']} s vs {one['seconds']} s")
+    assert loss < 1e-5 and weight < 1e-5
+    AutoModelForCausalLM.from_pretrained(data / "ck/ds")  # what the evaluation loads
