@@ -35,6 +35,7 @@ rule run_tests:
         kept=f"{R}/{{pool}}/iter{{t}}/kept.jsonl",
     log:
         f"{R}/logs/run_tests/{{pool}}_iter{{t}}.log",
+    priority: BASE_MODEL_FIRST
     conda:
         ENV_CPU
     threads: threads_for("run_tests")
@@ -79,6 +80,7 @@ rule pool:
         f"{R}/pools/{{pool}}.jsonl",
     log:
         f"{R}/logs/pool/{{pool}}.log",
+    priority: BASE_MODEL_FIRST
     conda:
         ENV_CPU
     script:

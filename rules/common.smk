@@ -277,7 +277,8 @@ SAMPLER = (
 )
 
 
-# Scheduling: the base model's jobs (the chain, PPL scoring, the base model's evaluation) go before any
+# Scheduling: the base model's jobs (the chain, PPL scoring, the base model's evaluation) and the jobs
+# between them (running the tests, pooling: a priority does not pass to a job's inputs) go before any
 # fine-tuned model's evaluation, so that in the served mode (one server at a time by default) the base
 # model's server starts once, not again after a fine-tuned model's. Priorities change no output.
 BASE_MODEL_FIRST = 1
