@@ -1,9 +1,9 @@
 # train.checkpoint_every and train.report_to change how a fine-tuning runs, not what it writes: they reach
 # the command through the environment, outside `params` and outside the shell command's text (which
 # Snakemake records as the rule's code), so that changing them reruns nothing (TensorBoard events go to
-# logs/tensorboard/<method>/ beside the job's log)
-os.environ["GIFT_TRAIN_HOW"] = json.dumps(
-    {k: config["train"].get(k) for k in TRAIN_HOW}
+# logs/tensorboard/<method>/ beside the job's log); set by the workflow itself, so no `envvars:` asks it of the user
+os.environ.update(
+    GIFT_TRAIN_HOW=json.dumps({k: config["train"].get(k) for k in TRAIN_HOW})
 )
 
 
