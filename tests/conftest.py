@@ -86,3 +86,17 @@ def bos_model_dir(tmp_path_factory, base_model_dir):
     tok.save_pretrained(out)
     assert AutoTokenizer.from_pretrained(out)("x")["input_ids"][0] == tok.bos_token_id
     return out
+
+
+def return_problems(n: int) -> list[dict]:
+    """``n`` toy problems ``t<i>`` ("Return i.", ``def f(): return i``) for fine-tuning tests."""
+    return [
+        {
+            "task_id": f"t{i}",
+            "description": f"Return {i}.",
+            "reference": f"def f():\n    return {i}\n",
+            "example": f"assert f() == {i}",
+            "header": "def f():\n",
+        }
+        for i in range(n)
+    ]

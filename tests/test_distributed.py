@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import return_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -35,16 +36,7 @@ DS_TWO = [str(BIN / "accelerate"), "launch", "--config_file", str(ROOT / "config
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("dist")
-    problems = [
-        {
-            "task_id": f"t{i}",
-            "description": f"Return {i}.",
-            "reference": f"def f():\n    return {i}\n",
-            "example": f"assert f() == {i}",
-            "header": "def f():\n",
-        }
-        for i in range(8)
-    ]
+    problems = return_problems(8)
     (d / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
     sel = [{"task_id": f"t{i}", "code": f"def f():\n    return {i} + 0\n"} for i in range(8)]
     (d / "selected.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sel))

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import return_problems
 
 from gift import prompts as P
 from gift.backends import make_backend
@@ -279,16 +280,7 @@ def test_5_in_context_examples_from_a_file_in_the_authors_format():
 # ------------------------------------------------------------------------------------------- item 6
 @pytest.mark.slow
 def test_6_learning_rate_at_every_step_is_deepspeeds_warmup_decay_to_the_floor(tiny_llama, tmp_path):
-    problems = [
-        {
-            "task_id": f"t{i}",
-            "description": f"Return {i}.",
-            "reference": f"def f():\n    return {i}\n",
-            "example": f"assert f() == {i}",
-            "header": "def f():\n",
-        }
-        for i in range(7)
-    ]
+    problems = return_problems(7)
     cfg = {
         "epochs": 2,
         "lr": 1e-3,

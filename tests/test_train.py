@@ -4,6 +4,7 @@ import json
 from itertools import pairwise
 
 import pytest
+from conftest import return_problems
 
 from gift.train import build_examples, lr_at
 
@@ -32,16 +33,7 @@ def test_finetune_changes_weights_and_saves_a_plain_checkpoint(tiny_llama, tmp_p
 
     from gift.train import finetune
 
-    problems = [
-        {
-            "task_id": f"t{i}",
-            "description": f"Return {i}.",
-            "reference": f"def f():\n    return {i}\n",
-            "example": f"assert f() == {i}",
-            "header": "def f():\n",
-        }
-        for i in range(4)
-    ]
+    problems = return_problems(4)
     cfg = {
         "epochs": 2,
         "lr": 1e-2,
