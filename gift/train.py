@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .config import TRAIN_HOW
 from .ppl import token_nll
 from .prompts import make_layout
 from .tokens import Tokenization
@@ -128,7 +129,7 @@ def fingerprint(model_path: str, problems: list[dict], selected: list[dict], cfg
     """What a saved training state must match to be resumed: the config (but the knobs that change how a run
     is watched, not what it computes), the training data, the base model's files and the process layout."""
     h = hashlib.sha256()
-    ignore = {"checkpoint_every", "report_to", "launcher"}
+    ignore = {*TRAIN_HOW, "launcher"}
     h.update(json.dumps({k: v for k, v in cfg.items() if k not in ignore}, sort_keys=True, default=str).encode())
     h.update(json.dumps([problems, selected], sort_keys=True, default=str).encode())
     h.update(f"{world} {kind}".encode())
