@@ -20,6 +20,7 @@ include: "rules/common.smk"
 container: CONTAINER
 
 
+include: "rules/fetch.smk"
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/chain.smk"
@@ -28,6 +29,10 @@ include: "rules/select.smk"
 include: "rules/finetune.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+
+
+onstart:
+    record_lock_owner()
 
 
 onsuccess:

@@ -21,6 +21,9 @@ def setup(smk) -> dict:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
     )
+    from .hub import log_env_once
+
+    log_env_once()  # whether this job may reach the hub, and which cache it reads
     _WHOLE.clear()
     _WHOLE.update(getattr(smk, "config", None) or {})
     threads = max(1, int(getattr(smk, "threads", 1) or 1))

@@ -83,6 +83,8 @@ rule pool:
     priority: BASE_MODEL_FIRST
     conda:
         ENV_CPU
+    resources:
+        **resources_for("pool"),
     script:
         "../scripts/pool.py"
 

@@ -1,6 +1,7 @@
 # Config validation, paths and input functions: no other rule file computes paths.
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -8,7 +9,7 @@ from snakemake.utils import validate
 
 from snakemake_interface_executor_plugins.settings import ExecMode
 
-from gift import serve
+from gift import hub, locks, serve
 from gift.analysis import ANALYSES
 from gift.config import (
     TRAIN_HOW,
@@ -18,7 +19,7 @@ from gift.config import (
     evaluator,
     rule_settings,
 )
-from gift.locks import clear_stale_locks
+from gift.model import ModelSpecError, source_kind
 
 try:
     check(config)
@@ -26,9 +27,47 @@ except ConfigError as e:
     sys.exit(str(e))
 validate(config, schema="../schemas/config.schema.yaml")
 
-# the main process only, never a job's own Snakemake
-if workflow.exec_mode == ExecMode.DEFAULT:
-    clear_stale_locks(".")
+# Snakemake's locks of a run killed on this host are removed (a run on another host keeps its own, and a
+# dry run touches none): the main process of a real run only, never a job's own Snakemake (gift.locks)
+if workflow.exec_mode == ExecMode.DEFAULT and not workflow.output_settings.dryrun:
+    locks.clear_stale_locks(".")
+
+
+def record_lock_owner():
+    """onstart (inside Snakemake's locked section, real runs only): who holds this run's locks."""
+    if workflow.exec_mode == ExecMode.DEFAULT:
+        held = getattr(workflow.persistence, "_lockfile", {}) or {}  # Snakemake's own record of its lock files
+        locks.record_owner(".", held.values())
+
+
+# The SLURM profile's placeholders stop any run, dry or real, before anything is planned
+PLACEHOLDER = re.compile(r"<[^<>]+>")
+
+
+def _placeholders():
+    """`name=<...> (where)` for each resource of the profile or command line still holding a placeholder."""
+    rs = workflow.resource_settings
+    sets = [("default-resources", rs.default_resources or {})]
+    sets += list((rs.overwrite_resources or {}).items())
+    found = {}
+    for where, resources in sets:
+        for name, res in resources.items():
+            raw = getattr(res, "raw", res)
+            if isinstance(raw, str) and PLACEHOLDER.fullmatch(raw.strip()):
+                found.setdefault(f"{name}={raw.strip()}", []).append(where)
+    return [
+        f"{k} ({v[0] if v == ['default-resources'] else 'set-resources of ' + ', '.join(v)})"
+        for k, v in found.items()
+    ]
+
+
+if workflow.exec_mode == ExecMode.DEFAULT and _placeholders():
+    sys.exit(
+        "profile error: placeholder resources "
+        + "; ".join(_placeholders())
+        + ": put your cluster's account and partitions into the profile, or override them on the command"
+        " line (docs/slurm.md)"
+    )
 
 # generation.engine: served: the model servers a job starts belong to this Snakemake process (the main one,
 # or a SLURM job's own), and stop when it ends, however it ends (gift.serve)
@@ -92,6 +131,67 @@ for _name in ("seed", "test"):
     _split["path"] = _data_path(_split.get("path", config["data"]["path"]))
 
 
+# Fetch once, then offline (gift.hub): hub models, `hf:` datasets and release URLs are downloaded by the local
+# `fetch` rule into the config's `cache` folder; every job (a SLURM job's own Snakemake and the container
+# included: the variables pass into apptainer, and the folder lies in the working directory, which
+# Snakemake's `--home <cwd>` mounts) reads that folder with HF_HUB_OFFLINE=1 and HF_DATASETS_OFFLINE=1.
+CACHE = config["cache"]
+if workflow.exec_mode == ExecMode.DEFAULT:
+    # HF_HUB_OFFLINE=1 of the user's own environment: the fetch step only checks the cache (air-gapped)
+    os.environ[hub.USER_OFFLINE] = (
+        "1" if hub.truthy(os.environ.get("HF_HUB_OFFLINE")) else "0"
+    )
+os.environ.update(hub.cache_env(CACHE), **hub.OFFLINE)
+
+
+def model_spec(which):
+    """``model`` (the base model) or ``model.sampler`` (the model that samples the pools, when set)."""
+    return config["model"] if which == "base" else config["model"]["sampler"]
+
+
+# model.base / model.sampler.base classified now: a local path that does not exist is a one-line error
+# naming the key, a hub id (owner/name) is fetched first, a path under results/ is another rule's output
+MODEL_KEYS = {"base": "model.base", "sampler": "model.sampler.base"}
+try:
+    MODEL_SOURCE = {
+        which: source_kind(
+            model_spec(which)["base"],
+            model_spec(which).get("gguf_file", ""),
+            key,
+        )
+        for which, key in MODEL_KEYS.items()
+        if which == "base" or config["model"].get("sampler")
+    }
+except ModelSpecError as e:
+    sys.exit(f"config error: {e}")
+
+
+def _hub_model(which):
+    spec = model_spec(which)
+    return {
+        "repo": spec["base"],
+        "revision": spec.get("revision"),
+        "gguf_file": spec.get("gguf_file") or None,
+    }
+
+
+def _split_items(split):
+    return hub.items([], [(config["data"][split]["dataset"], config["data"][split]["path"])])
+
+
+# what the fetch rule fetches, by record name (rules/fetch.smk)
+FETCH = hub.items(
+    [_hub_model(w) for w, kind in MODEL_SOURCE.items() if kind == "hub"], []
+)
+for _name in ("seed", "test"):
+    FETCH.update(_split_items(_name))
+
+
+def fetched(name):
+    """The fetch step's record of one item (in the cache: fetched once for every experiment)."""
+    return f"{CACHE}/fetched/{name}.json"
+
+
 # an in-context example file of the code -> description step (the authors' format), checked now:
 # a missing or malformed file is a one-line config error naming it
 _examples = config["gibbs"]["description"]["examples"]
@@ -104,9 +204,12 @@ except ConfigError as e:
 
 
 def data_inputs(wildcards):
-    """The local data file the data rule reads for one split (hub specs and URLs are fetched by the rule)."""
+    """The local data file the data rule reads for one split, or the fetch step's record of a hub dataset or
+    release URL (the data job then reads the cache, offline)."""
     path = config["data"][wildcards.split]["path"]
-    return [path] if os.path.exists(path) else []
+    if os.path.exists(path):
+        return [path]
+    return [fetched(name) for name in _split_items(wildcards.split)]
 
 
 # evalplus: MBPP+ / HumanEval+ test sets scored EvalPlus's way (base and plus benchmark) against
@@ -146,6 +249,7 @@ EPOCH_MODELS = (
 _BASE_MODEL = [
     "seed",
     "model.base",
+    "model.revision",
     "model.gguf_file",
     "model.dtype",
     "model.device",
@@ -257,18 +361,15 @@ def previous_kept(wildcards):
     return [f"{_r(wildcards)}/{wildcards.pool}/iter{t - 1}/kept.jsonl"] if t > 0 else []
 
 
-def model_spec(which):
-    """``model`` (the base model) or ``model.sampler`` (the model that samples the pools, when set)."""
-    return config["model"] if which == "base" else config["model"]["sampler"]
-
-
 def model_inputs(which):
-    """A local model folder (another run's checkpoint, e.g. round 1 of multi-round self-training) is an input,
-    so that a missing one fails with its name instead of being looked up on a model hub.
+    """prepare_model's inputs: a local model folder (another run's checkpoint, e.g. round 1 of multi-round
+    self-training: a path under results/ that another rule makes), or the fetch step's record of a hub model.
     """
-    base = model_spec(which)["base"]
-    local = os.path.exists(base) or base.startswith(("results/", "./", "../", "/"))
-    return [base] if local and not model_spec(which).get("gguf_file") else []
+    kind = MODEL_SOURCE[which]
+    if kind == "hub":
+        return {"fetched": fetched(hub.item_name(dict(kind="model", **_hub_model(which))))}
+    folder = os.path.expanduser(model_spec(which)["base"])
+    return {"folder": folder} if kind in ("folder", "output") else {}
 
 
 # the model that samples the chain / RFT / RFT+RD pools: the base model, or model.sampler when set

@@ -9,6 +9,8 @@ rule data:
         f"{R0}/logs/data/{{split}}.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("data"),
     params:
         split=lambda wildcards: config["data"][wildcards.split],
     script:
@@ -28,6 +30,8 @@ rule describe_examples:
         f"{R0}/logs/describe_examples.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("describe_examples"),
     params:
         cfg=cfg_for("describe_examples"),
         seed_split=lambda wc: (
@@ -49,5 +53,7 @@ rule seed_descriptions:
         f"{R}/logs/seed_descriptions.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("seed_descriptions"),
     script:
         "../scripts/seed_descriptions.py"

@@ -1,9 +1,10 @@
 rule prepare_model:
-    """A model as an artifact: a GGUF model converted once to safetensors, or a pointer to a local folder /
-    hub id. ``base`` is the model that is fine-tuned and evaluated; ``sampler`` (optional, model.sampler)
-    samples the pools instead of it (distillation, multi-round self-training)."""
+    """A model as an artifact: a GGUF model converted once to safetensors, or a pointer to a checkpoint
+    folder (a local one, or a hub model's snapshot in the cache, fetched first: rules/fetch.smk). ``base``
+    is the model that is fine-tuned and evaluated; ``sampler`` (optional, model.sampler) samples the pools
+    instead of it (distillation, multi-round self-training)."""
     input:
-        lambda wc: model_inputs(wc.which),
+        unpack(lambda wc: model_inputs(wc.which)),
     output:
         directory(f"{R0}/model/{{which}}"),
     log:
@@ -18,5 +19,6 @@ rule prepare_model:
     params:
         base=lambda wc: model_spec(wc.which)["base"],
         gguf_file=lambda wc: model_spec(wc.which).get("gguf_file", ""),
+        revision=lambda wc: model_spec(wc.which).get("revision") or "",
     script:
         "../scripts/prepare_model.py"

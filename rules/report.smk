@@ -43,6 +43,8 @@ rule table:
         f"{R}/logs/table.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("table"),
     params:
         cfg=cfg_for("table"),
     script:
@@ -69,6 +71,8 @@ rule epochs_table:
         f"{R}/logs/epochs_table.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("epochs_table"),
     params:
         cfg=cfg_for("epochs_table"),
     script:
@@ -98,6 +102,8 @@ rule replicates_table:
         f"{R0}/logs/replicates_table.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("replicates_table"),
     params:
         cfg=cfg_for("replicates_table"),
     script:
@@ -133,6 +139,8 @@ rule figures:
         f"{R}/logs/figures.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("figures"),
     script:
         "../scripts/figures.py"
 
@@ -159,6 +167,8 @@ rule summary:
         f"{R}/logs/summary.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("summary"),
     script:
         "../scripts/summary.py"
 
@@ -210,6 +220,8 @@ rule analysis:
         f"{R}/logs/analysis.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("analysis"),
     params:
         cfg=cfg_for("analysis"),
         pools=POOLS,
@@ -236,6 +248,8 @@ rule compare_published:
         f"{R}/logs/compare_published.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("compare_published"),
     params:
         cfg=cfg_for("compare_published"),
     script:
@@ -277,6 +291,8 @@ rule selection_ablation:
         f"{R}/logs/selection_ablation.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("selection_ablation"),
     params:
         cfg=cfg_for("selection_ablation"),
     script:

@@ -8,6 +8,8 @@ rule select:
         f"{R}/logs/select/{{method}}.log",
     conda:
         ENV_CPU
+    resources:
+        **resources_for("select"),
     params:
         cfg=cfg_for("select"),
         spec=lambda wc: config["methods"][wc.method],

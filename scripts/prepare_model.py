@@ -8,4 +8,9 @@ from gift.model import prepare_base
 from gift.rule import setup
 
 setup(snakemake)
-prepare_base(snakemake.params.base, snakemake.params.gguf_file or None, snakemake.output[0])
+prepare_base(
+    snakemake.params.base,
+    snakemake.params.gguf_file or None,
+    snakemake.output[0],
+    fetched=snakemake.input.get("fetched"),
+)

@@ -3,7 +3,8 @@
 (``https://...``, downloaded once into a cache and unpacked when it is an archive).
 
 Both remote routes go through module-level hooks so tests can exercise them offline:
-``HUB_LOADER(repo_id, config, split=..., revision=...)`` (default: ``datasets.load_dataset``) and
+``HUB_LOADER(repo_id, config, split=..., revision=...)`` (default: the hub cache's snapshot, loaded with
+``datasets.load_dataset``) and
 ``URL_OPENER(url)`` (default: ``urllib.request.urlopen``).
 """
 
@@ -56,19 +57,20 @@ def parse_hub(spec: str, default_repo: str | None = None, default_config: str | 
 def _hub_load_dataset(
     repo_id: str, config: str | None = None, *, split: str | None = None, revision: str | None = None
 ):
-    """The default ``HUB_LOADER``: ``datasets.load_dataset`` (needs the machine to be online the
-    first time; later runs read the library's cache)."""
+    """The default ``HUB_LOADER``: the repository's snapshot in the hub cache (huggingface_hub's
+    ``snapshot_download``: downloaded when online, found in the cache with ``HF_HUB_OFFLINE=1``, as every
+    workflow job but the fetch step runs; gift.hub), loaded as a local folder with ``datasets.load_dataset``
+    (the repository's own ``configs`` metadata names the files of each config and split)."""
     try:
         import datasets
+        from huggingface_hub import snapshot_download
     except ImportError:
         raise DataError(
             f"hf:{repo_id}: loading from the Hugging Face hub needs the 'datasets' package "
             f"(pip install datasets), or point data.path at a local copy"
         ) from None
-    kwargs: dict[str, Any] = {"split": split}
-    if revision:
-        kwargs["revision"] = revision
-    return datasets.load_dataset(repo_id, config, **kwargs)
+    folder = snapshot_download(repo_id, repo_type="dataset", revision=revision or "main")
+    return datasets.load_dataset(folder, config, split=split)
 
 
 HUB_LOADER = _hub_load_dataset
