@@ -9,9 +9,10 @@ import sys
 _WHOLE: dict = {}  # the job's whole config (setup): settings that change how, not what (GENERATION_HOW)
 
 
-def setup(smk) -> dict:
+def setup(smk, torch_threads: bool = True) -> dict:
     """Send this job's stderr (progress bars, warnings, tracebacks) and logging to its log file, pin the
-    thread count to the rule's ``threads``; return the rule's settings: the part of the config it declares
+    thread count to the rule's ``threads`` (``torch_threads=False``: a rule that never runs torch does not
+    import it); return the rule's settings: the part of the config it declares
     as ``params.cfg`` (rules/common.smk, CFG_KEYS), or ``{}`` for a rule that reads no setting."""
     if smk.log:
         os.makedirs(os.path.dirname(str(smk.log[0])) or ".", exist_ok=True)
@@ -28,12 +29,13 @@ def setup(smk) -> dict:
     _WHOLE.update(getattr(smk, "config", None) or {})
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import torch
+    if torch_threads:
+        try:
+            import torch
 
-        torch.set_num_threads(threads)
-    except ImportError:  # rules without a model never need torch
-        pass
+            torch.set_num_threads(threads)
+        except ImportError:  # rules without a model never need torch
+            pass
     return dict(getattr(getattr(smk, "params", None), "cfg", None) or {})
 
 

@@ -36,7 +36,9 @@ if workflow.exec_mode == ExecMode.DEFAULT and not workflow.output_settings.dryru
 def record_lock_owner():
     """onstart (inside Snakemake's locked section, real runs only): who holds this run's locks."""
     if workflow.exec_mode == ExecMode.DEFAULT:
-        held = getattr(workflow.persistence, "_lockfile", {}) or {}  # Snakemake's own record of its lock files
+        held = (
+            getattr(workflow.persistence, "_lockfile", {}) or {}
+        )  # Snakemake's own record of its lock files
         locks.record_owner(".", held.values())
 
 
@@ -176,7 +178,9 @@ def _hub_model(which):
 
 
 def _split_items(split):
-    return hub.items([], [(config["data"][split]["dataset"], config["data"][split]["path"])])
+    return hub.items(
+        [], [(config["data"][split]["dataset"], config["data"][split]["path"])]
+    )
 
 
 # what the fetch rule fetches, by record name (rules/fetch.smk)
@@ -367,7 +371,9 @@ def model_inputs(which):
     """
     kind = MODEL_SOURCE[which]
     if kind == "hub":
-        return {"fetched": fetched(hub.item_name(dict(kind="model", **_hub_model(which))))}
+        return {
+            "fetched": fetched(hub.item_name(dict(kind="model", **_hub_model(which))))
+        }
     folder = os.path.expanduser(model_spec(which)["base"])
     return {"folder": folder} if kind in ("folder", "output") else {}
 

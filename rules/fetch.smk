@@ -7,7 +7,8 @@ localrules:
 rule fetch:
     """One hub model, hub dataset (`hf:` data path) or release URL downloaded into the config's `cache`
     folder (huggingface_hub's snapshot_download; gift.datasets.sources.fetch for URLs) and its record
-    written: which commit, where. Every other job reads the cache offline (rules/common.smk)."""
+    written: which commit, where. Every other job reads the cache offline (rules/common.smk).
+    """
     output:
         f"{CACHE}/fetched/{{item}}.json",
     log:

@@ -11,5 +11,5 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 from gift.hub import main_fetch
 from gift.rule import setup
 
-setup(snakemake)
+setup(snakemake, torch_threads=False)
 main_fetch(dict(snakemake.params.spec), snakemake.output[0], snakemake.params.cache)

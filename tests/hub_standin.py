@@ -38,10 +38,11 @@ class HubStandIn:
         self.root = Path(root)
         self.tags: dict[tuple[str, str], dict[str, str]] = {}
         self.requests: list[str] = []
-        handler = type("Handler", (_Handler,), {"hub": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.handler = type("Handler", (_Handler,), {"hub": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server.server_close()  # serving starts with `with hub:` (again for each `with`)
 
     def add(self, kind: str, repo_id: str, files: dict[str, bytes | str]) -> Path:
         """A repository ``kind`` (models | datasets) ``repo_id`` with ``files`` (path -> content)."""
@@ -73,10 +74,11 @@ class HubStandIn:
         return sha if rev in ("main", sha) or self.tags.get((kind, repo_id), {}).get(rev) == sha else None
 
     def __enter__(self):
-        self.thread.start()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc):  # the port is closed: a client is refused at once, as by an unreachable hub
         self.server.shutdown()
         self.server.server_close()
 

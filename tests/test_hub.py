@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_standin import HubStandIn, commit_of
+from hub_standin import HubStandIn
 
-from gift.hub import item_name
+from gift.hub import OTHER_WEIGHTS, cache_env, item_name
 from gift.model import ModelSpecError, folder_kind, source_kind
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,9 @@ def test_the_fetch_step_fills_the_cache_once_and_the_cache_is_read_offline(tmp_p
     the stand-in; with the server gone, the data loaders read the cache offline, and a fetch with
     HF_HUB_OFFLINE=1 (an air-gapped cache filled by hand) finds what is there and names what is not."""
     hub = HubStandIn(tmp_path / "hub")
-    hub.add("models", "acme/tiny", {"config.json": "{}", "model.safetensors": b"s" * 64, "pytorch_model.bin": b"b" * 64})
+    hub.add(
+        "models", "acme/tiny", {"config.json": "{}", "model.safetensors": b"s" * 64, "pytorch_model.bin": b"b" * 64}
+    )
     model_commit = hub.tag("models", "acme/tiny", "v1")
     data_commit = add_dataset(hub)
     url = hub.add_file("MbppPlus-subset.jsonl", (ROOT / "data/mbppplus/MbppPlus-v0.2.0-subset60.jsonl").read_bytes())
@@ -111,7 +113,7 @@ def test_the_fetch_step_fills_the_cache_once_and_the_cache_is_read_offline(tmp_p
         {"kind": "url", "url": url},
     ]
     jobs = [[s, f"cache/fetched/{item_name(s)}.json"] for s in specs]
-    env = clean_env(HF_ENDPOINT=hub.url, PYTHONPATH=str(ROOT), **_cache_vars(work))
+    env = clean_env(HF_ENDPOINT=hub.url, PYTHONPATH=str(ROOT), **cache_env(work / "cache"))
     with hub:
         proc = subprocess.run([sys.executable, "-c", FETCH_AND_LOAD, json.dumps(jobs)], cwd=work, env=env, **_TEXT)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -130,18 +132,146 @@ def test_the_fetch_step_fills_the_cache_once_and_the_cache_is_read_offline(tmp_p
     # an air-gapped fetch (GIFT_FETCH_OFFLINE, from the user's HF_HUB_OFFLINE=1): the cache only
     again = [[specs[0], "cache/fetched/again.json"], [dict(specs[0], repo="acme/other"), "cache/fetched/x.json"]]
     proc = subprocess.run(
-        [sys.executable, "-c", FETCH_AND_LOAD, json.dumps(again)], cwd=work, env=dict(offline, GIFT_FETCH_OFFLINE="1"), **_TEXT
+        [sys.executable, "-c", FETCH_AND_LOAD, json.dumps(again)],
+        cwd=work,
+        env=dict(offline, GIFT_FETCH_OFFLINE="1"),
+        **_TEXT,
     )
     assert json.loads((work / "cache/fetched/again.json").read_text())["path"] == model["path"]
     assert proc.returncode != 0 and not (work / "cache/fetched/x.json").exists()
     assert proc.stderr.strip().splitlines()[-1].startswith("fetch model acme/other@v1: ")
     assert "(by hand: hf download acme/other --revision v1 --cache-dir cache/huggingface/hub)" in proc.stderr
+    # a cache filled by hand as docs/paper-scale.md says (hf download, the same excludes) passes that check
+    by_hand = tmp_path / "by-hand"
+    by_hand.mkdir()
+    hf = [str(Path(sys.executable).parent / "hf"), "download", "acme/tiny", "--revision", "v1"]
+    hf += ["--cache-dir", "cache/huggingface/hub", *[a for w in OTHER_WEIGHTS for a in ("--exclude", w)]]
+    with hub:
+        assert subprocess.run(hf, cwd=by_hand, env=env, **_TEXT).returncode == 0
+    env = clean_env(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", GIFT_FETCH_OFFLINE="1", **cache_env(by_hand / "cache"))
+    job = json.dumps([[specs[0], "cache/fetched/m.json"]])
+    proc = subprocess.run([sys.executable, "-c", FETCH_AND_LOAD, job], cwd=by_hand, env=env, **_TEXT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((by_hand / "cache/fetched/m.json").read_text())["commit"] == model_commit
 
 
 _TEXT = dict(capture_output=True, text=True, timeout=300)
 
 
-def _cache_vars(work: Path) -> dict:
-    from gift.hub import cache_env
+# ----------------------------------------------------------------------------------------- the workflow
+def tiny_random_model(out: Path) -> None:
+    """A 1-layer Llama with a byte-level BPE tokenizer trained here: a real checkpoint of a few hundred KB."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    return cache_env(work / "cache")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    texts = [r["text"] + "\n" + r["code"] for r in mbpp_rows(range(600, 700))]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(texts, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    tok.save_pretrained(out)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(out)
+
+
+def snakemake(work: Path, configs: list, targets: list, env: dict):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work)]
+    cmd += ["--configfile", str(TINY), *map(str, configs), "--cores", "2", *targets]
+    return subprocess.run(cmd, env=env, **_TEXT)
+
+
+@pytest.mark.slow
+def test_the_workflow_fetches_first_and_every_later_job_runs_offline(tmp_path):
+    """The tiny workflow with a hub model as the sampler (pinned to a tag), the seed problems from a hub dataset
+    and the test set from a release URL: the fetch jobs fill the cache; then the hub is gone and the jobs up to
+    the chain's first samples run, each with the offline variables in its environment (its log), the sampler
+    loaded from the cache's snapshot (pointer.json), never by hub id."""
+    hub = HubStandIn(tmp_path / "hub")
+    model_dir = tmp_path / "tiny-model"
+    tiny_random_model(model_dir)
+    files = {p.name: p.read_bytes() for p in model_dir.iterdir()}
+    hub.add("models", "acme/tiny-llama", dict(files, **{"pytorch_model.bin": b"the same weights, another format"}))
+    commit = hub.tag("models", "acme/tiny-llama", "v1")
+    add_dataset(hub)
+    url = hub.add_file("MbppPlus-subset.jsonl", (ROOT / "data/mbppplus/MbppPlus-v0.2.0-subset60.jsonl").read_bytes())
+    work = tmp_path / "work"
+    work.mkdir()
+    extra = tmp_path / "hub.yaml"
+    extra.write_text(
+        "experiment: hubrun\n"
+        "model:\n  sampler: {base: acme/tiny-llama, revision: v1, layout: authors}\n"
+        f"data:\n  seed: {{path: 'hf:acme/mbpp-mini:full@v1'}}\n  test: {{path: '{url}'}}\n"
+    )
+    specs = [
+        {"kind": "model", "repo": "acme/tiny-llama", "revision": "v1"},
+        {"kind": "dataset", "repo": "acme/mbpp-mini", "revision": "v1"},
+        {"kind": "url", "url": url},
+    ]
+    records = [f"cache/fetched/{item_name(s)}.json" for s in specs]
+    env = clean_env(HF_ENDPOINT=hub.url)
+    with hub:
+        fetch = snakemake(work, [extra], records, env)
+        assert fetch.returncode == 0, fetch.stderr[-4000:]
+    assert "localrule fetch:" in fetch.stderr
+    r = work / "results/hubrun"
+    # the hub is gone: everything after the fetch step reads the cache
+    run = snakemake(work, [extra], ["results/hubrun/gibbs/iter0/codes.jsonl", "results/hubrun/data/test.jsonl"], env)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "rule fetch:" not in run.stderr
+    pointer = json.loads((r / "model/sampler/pointer.json").read_text())
+    assert pointer["path"] == f"cache/huggingface/hub/models--acme--tiny-llama/snapshots/{commit}"
+    assert pointer["hub"] == {"repo": "acme/tiny-llama", "revision": "v1", "commit": commit}
+    assert not (work / pointer["path"] / "pytorch_model.bin").exists()  # safetensors only
+    assert [json.loads(ln)["task_id"] for ln in (r / "data/seed.jsonl").read_text().splitlines()] == [
+        f"mbpp/{i}" for i in TINY_IDS
+    ]
+    assert len((r / "gibbs/iter0/codes.jsonl").read_text().splitlines()) == 6  # 3 problems x 2 samples
+    logs = sorted((r / "logs").rglob("*.log"))
+    fetch_logs = [p for p in logs if p.parent.name == "fetch"]
+    later = [p for p in logs if p.parent.name != "fetch"]
+    assert len(fetch_logs) == 3 and len(later) == 5, [str(p.relative_to(r)) for p in logs]
+    offline = f"hub: HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1; cache {work}/cache/huggingface/hub"
+    for log in later:  # data x2, seed_descriptions, prepare_model, sample_codes
+        assert offline in log.read_text(), f"{log}:\n{log.read_text()[-2000:]}"
+    for log in fetch_logs:
+        assert "hub: HF_HUB_OFFLINE=0, HF_DATASETS_OFFLINE=0" in log.read_text()
+    assert (
+        "model: results/hubrun/model/sampler -> " + str(work / pointer["path"])
+        in (r / "logs/sample_codes/gibbs_iter0.log").read_text()
+    )
+
+
+@pytest.mark.slow
+def test_a_missing_local_model_stops_the_dry_run_and_a_hub_id_is_planned_as_a_fetch(tmp_path):
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("model: {base: ./models/my-small-model}\n")
+    proc = snakemake(tmp_path, [missing], ["-n"], clean_env())
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "config error: model.base: ./models/my-small-model: no such folder (a hub id is written owner/name)"
+    )
+    # a hub id (the embedded default's gguf_file still in place) is fetched first, at a pinned revision
+    pinned = tmp_path / "hub.yaml"
+    pinned.write_text("model: {base: acme/some-model, revision: 0123abcd}\n")
+    proc = snakemake(tmp_path, [pinned], ["-n", "results/tiny/model/base"], clean_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = "cache/fetched/model--acme--some-model@0123abcd.json"
+    assert f"rule fetch:\n    output: {record}\n" in proc.stdout
+    assert f"rule prepare_model:\n    input: {record}\n" in proc.stdout

@@ -76,3 +76,15 @@ def test_perplexity_masks_the_prompt_and_ignores_padding(backend):
     assert alone[1] == scored[0][1] and alone[0] != pytest.approx(scored[0][0])
     assert perplexity(*scored[0]) == pytest.approx(math.exp(scored[0][0] / scored[0][1]))
     assert perplexity(0.0, 0) == float("inf")
+
+
+def test_a_checkpoint_folder_loads_as_a_checkpoint_whatever_gguf_file_says(base_model_dir, tmp_path):
+    """model.base: a local Hugging Face checkpoint folder, with the embedded default's gguf_file left in the
+    config: the folder has config.json and no such file, so it is loaded as the checkpoint it is."""
+    from gift.model import load, prepare_base
+
+    out = tmp_path / "model"
+    prepare_base(str(base_model_dir), "SmolLM2-135M-Instruct.Q4_1.gguf", out)
+    assert json.loads((out / "pointer.json").read_text())["path"] == str(base_model_dir)
+    model, tok = load(out, device="cpu")
+    assert model.config.model_type == "llama" and tok.eos_token is not None

@@ -314,6 +314,15 @@ def test_another_model_samples_the_pools(run, tmp_path):
     assert len(rows(d / "gibbs/iter0/codes.jsonl")) == 6
 
 
+def test_every_job_ran_offline_from_the_cache(run):
+    """Every job of the tiny run (its log: gift.rule.setup; fine-tuning: gift.model.load) had the hub's
+    offline variables in its environment and the working directory's cache as its hub cache (gift.hub)."""
+    logs = sorted((run / R / "logs").rglob("*.log"))
+    assert len(logs) >= 50 and any(p.parent.name == "finetune" for p in logs)
+    line = f"hub: HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1; cache {run}/cache/huggingface/hub"
+    assert [p.relative_to(run) for p in logs if line not in p.read_text()] == []
+
+
 def test_second_run_has_nothing_to_do(run):
     proc = snakemake(run, "-n")
     assert proc.returncode == 0
