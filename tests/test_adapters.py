@@ -6,7 +6,6 @@ import gzip
 import json
 import sys
 import tarfile
-import types
 from pathlib import Path
 
 import pytest
@@ -253,18 +252,19 @@ def test_bad_json_line_names_file_and_line(tmp_path):
 
 # --------------------------------------------------------------------------- hub specs, offline
 def _fake_datasets(monkeypatch, files):
-    """A stand-in ``datasets`` module: records load_dataset calls, serves rows from local files."""
+    """A stand-in ``HUB_LOADER``: records what each hub spec asks for, serves rows from local files (the real
+    loader, huggingface_hub's snapshot + ``datasets``: tests/test_hub.py, against a stand-in hub server)."""
     calls = []
 
-    def load_dataset(path, name=None, split=None, **kw):
-        calls.append((path, name, split, kw))
+    def load(path, name=None, *, split=None, revision=None):
+        calls.append((path, name, split, {"revision": revision} if revision else {}))
         return (
             [json.loads(ln) for ln in gzip.open(files[path], "rt")]
             if str(files[path]).endswith(".gz")
             else [json.loads(ln) for ln in open(files[path])]
         )
 
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr(sources, "HUB_LOADER", load)
     return calls
 
 
