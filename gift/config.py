@@ -7,6 +7,7 @@ defaults), so a typo fails at once with e.g.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -174,3 +175,21 @@ def subset(config: dict, keys: list[str]) -> dict:
         if isinstance(src, dict) and parts[-1] in src:
             dst[parts[-1]] = src[parts[-1]]
     return out
+
+
+PLACEHOLDER = re.compile(r"<[^<>]+>")
+
+
+def placeholders(default_resources, set_resources) -> list[str]:
+    """Resources of a profile (or the command line) still holding a placeholder such as ``<your-account>``:
+    ``name=<...> (where)``. ``default_resources``: name -> resource; ``set_resources``: rule -> name ->
+    resource (Snakemake's parsed ``workflow.resource_settings``; a resource's text is its ``raw``)."""
+    found: dict[str, list[str]] = {}
+    for where, resources in [("default-resources", default_resources or {}), *(set_resources or {}).items()]:
+        for name, res in resources.items():
+            raw = getattr(res, "raw", res)
+            if isinstance(raw, str) and PLACEHOLDER.fullmatch(raw.strip()):
+                found.setdefault(f"{name}={raw.strip()}", []).append(where)
+    return [
+        f"{k} ({v[0] if v == ['default-resources'] else 'set-resources of ' + ', '.join(v)})" for k, v in found.items()
+    ]

@@ -88,6 +88,31 @@ def item_name(spec: dict) -> str:
     return f"{spec['kind']}--{spec['repo'].replace('/', '--')}@{_safe(rev)}"
 
 
+MODEL_KEYS = {"base": "model.base", "sampler": "model.sampler.base"}
+
+
+def model_specs(config: dict) -> dict[str, dict]:
+    """``model`` (``base``) and ``model.sampler`` (``sampler``, when set) of a config."""
+    model = config["model"]
+    return {"base": model, **({"sampler": model["sampler"]} if model.get("sampler") else {})}
+
+
+def hub_model(spec: dict) -> dict:
+    """The fetch item of a hub model spec (``model`` or ``model.sampler``)."""
+    return {"repo": spec["base"], "revision": spec.get("revision"), "gguf_file": spec.get("gguf_file") or None}
+
+
+def plan(config: dict) -> tuple[dict[str, str], dict[str, dict]]:
+    """(how each model is got, by ``base`` / ``sampler``: gift.model.source_kind; every item the fetch step
+    fetches, by record name). A local model path that does not exist raises gift.model.ModelSpecError."""
+    from .model import source_kind
+
+    specs = model_specs(config)
+    sources = {w: source_kind(s["base"], s.get("gguf_file", ""), MODEL_KEYS[w]) for w, s in specs.items()}
+    splits = [(config["data"][s]["dataset"], config["data"][s]["path"]) for s in ("seed", "test")]
+    return sources, items([hub_model(specs[w]) for w, kind in sources.items() if kind == "hub"], splits)
+
+
 def items(models: list[dict], data_paths: list[tuple[str, str]]) -> dict[str, dict]:
     """Every item a run fetches, by record name: ``models`` are the hub models ({repo, revision, gguf_file}),
     ``data_paths`` the (dataset, path) of each split (hub specs and URLs are fetched, local paths are not)."""

@@ -1,7 +1,6 @@
 # Config validation, paths and input functions: no other rule file computes paths.
 import json
 import os
-import re
 import shlex
 import sys
 
@@ -17,9 +16,10 @@ from gift.config import (
     check,
     check_files,
     evaluator,
+    placeholders,
     rule_settings,
 )
-from gift.model import ModelSpecError, source_kind
+from gift.model import ModelSpecError
 
 try:
     check(config)
@@ -36,39 +36,19 @@ if workflow.exec_mode == ExecMode.DEFAULT and not workflow.output_settings.dryru
 def record_lock_owner():
     """onstart (inside Snakemake's locked section, real runs only): who holds this run's locks."""
     if workflow.exec_mode == ExecMode.DEFAULT:
-        held = (
-            getattr(workflow.persistence, "_lockfile", {}) or {}
-        )  # Snakemake's own record of its lock files
-        locks.record_owner(".", held.values())
+        # Snakemake's own note of the lock files it wrote (persistence/file.py)
+        locks.record_owner(".", getattr(workflow.persistence, "_lockfile", {}).values())
 
 
 # The SLURM profile's placeholders stop any run, dry or real, before anything is planned
-PLACEHOLDER = re.compile(r"<[^<>]+>")
-
-
-def _placeholders():
-    """`name=<...> (where)` for each resource of the profile or command line still holding a placeholder."""
-    rs = workflow.resource_settings
-    sets = [("default-resources", rs.default_resources or {})]
-    sets += list((rs.overwrite_resources or {}).items())
-    found = {}
-    for where, resources in sets:
-        for name, res in resources.items():
-            raw = getattr(res, "raw", res)
-            if isinstance(raw, str) and PLACEHOLDER.fullmatch(raw.strip()):
-                found.setdefault(f"{name}={raw.strip()}", []).append(where)
-    return [
-        f"{k} ({v[0] if v == ['default-resources'] else 'set-resources of ' + ', '.join(v)})"
-        for k, v in found.items()
-    ]
-
-
-if workflow.exec_mode == ExecMode.DEFAULT and _placeholders():
+_unfilled = placeholders(
+    workflow.resource_settings.default_resources,
+    workflow.resource_settings.overwrite_resources,
+)
+if workflow.exec_mode == ExecMode.DEFAULT and _unfilled:
     sys.exit(
-        "profile error: placeholder resources "
-        + "; ".join(_placeholders())
-        + ": put your cluster's account and partitions into the profile, or override them on the command"
-        " line (docs/slurm.md)"
+        f"profile error: placeholder resources {'; '.join(_unfilled)}: put your cluster's account and"
+        " partitions into the profile, or override them on the command line (docs/slurm.md)"
     )
 
 # generation.engine: served: the model servers a job starts belong to this Snakemake process (the main one,
@@ -152,43 +132,12 @@ def model_spec(which):
 
 
 # model.base / model.sampler.base classified now: a local path that does not exist is a one-line error
-# naming the key, a hub id (owner/name) is fetched first, a path under results/ is another rule's output
-MODEL_KEYS = {"base": "model.base", "sampler": "model.sampler.base"}
+# naming the key, a hub id (owner/name) is fetched first, a path under results/ is another rule's output;
+# FETCH: what the fetch rule fetches, by record name (rules/fetch.smk)
 try:
-    MODEL_SOURCE = {
-        which: source_kind(
-            model_spec(which)["base"],
-            model_spec(which).get("gguf_file", ""),
-            key,
-        )
-        for which, key in MODEL_KEYS.items()
-        if which == "base" or config["model"].get("sampler")
-    }
+    MODEL_SOURCE, FETCH = hub.plan(config)
 except ModelSpecError as e:
     sys.exit(f"config error: {e}")
-
-
-def _hub_model(which):
-    spec = model_spec(which)
-    return {
-        "repo": spec["base"],
-        "revision": spec.get("revision"),
-        "gguf_file": spec.get("gguf_file") or None,
-    }
-
-
-def _split_items(split):
-    return hub.items(
-        [], [(config["data"][split]["dataset"], config["data"][split]["path"])]
-    )
-
-
-# what the fetch rule fetches, by record name (rules/fetch.smk)
-FETCH = hub.items(
-    [_hub_model(w) for w, kind in MODEL_SOURCE.items() if kind == "hub"], []
-)
-for _name in ("seed", "test"):
-    FETCH.update(_split_items(_name))
 
 
 def fetched(name):
@@ -213,7 +162,8 @@ def data_inputs(wildcards):
     path = config["data"][wildcards.split]["path"]
     if os.path.exists(path):
         return [path]
-    return [fetched(name) for name in _split_items(wildcards.split)]
+    split = config["data"][wildcards.split]
+    return [fetched(name) for name in hub.items([], [(split["dataset"], path)])]
 
 
 # evalplus: MBPP+ / HumanEval+ test sets scored EvalPlus's way (base and plus benchmark) against
@@ -371,9 +321,8 @@ def model_inputs(which):
     """
     kind = MODEL_SOURCE[which]
     if kind == "hub":
-        return {
-            "fetched": fetched(hub.item_name(dict(kind="model", **_hub_model(which))))
-        }
+        spec = dict(kind="model", **hub.hub_model(model_spec(which)))
+        return {"fetched": fetched(hub.item_name(spec))}
     folder = os.path.expanduser(model_spec(which)["base"])
     return {"folder": folder} if kind in ("folder", "output") else {}
 

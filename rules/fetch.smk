@@ -1,5 +1,8 @@
 # Fetch once, then offline (gift.hub): a local rule, run where Snakemake runs (the machine that reaches the
 # internet: a workstation, a cluster's login node), never on a compute node.
+import re
+
+
 localrules:
     fetch,
 
@@ -19,6 +22,5 @@ rule fetch:
         ENV_CPU  # huggingface_hub (a dependency of datasets)
     params:
         spec=lambda wc: FETCH[wc.item],
-        cache=CACHE,
     script:
         "../scripts/fetch.py"

@@ -12,4 +12,4 @@ from gift.hub import main_fetch
 from gift.rule import setup
 
 setup(snakemake, torch_threads=False)
-main_fetch(dict(snakemake.params.spec), snakemake.output[0], snakemake.params.cache)
+main_fetch(dict(snakemake.params.spec), snakemake.output[0], snakemake.config["cache"])

@@ -188,6 +188,7 @@ def listed_rules(configfile, workdir):
 
 GENERATE = {"sample_codes", "describe", "rewrite", "score_ppl", "evaluate_generate"}
 CPU = {
+    "fetch",
     "data",
     "seed_descriptions",
     "run_tests",
