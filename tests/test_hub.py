@@ -199,10 +199,10 @@ def snakemake(work: Path, configs: list, targets: list, env: dict):
 
 @pytest.mark.slow
 def test_the_workflow_fetches_first_and_every_later_job_runs_offline(tmp_path):
-    """The tiny workflow with a hub model as the sampler (pinned to a tag), the seed problems from a hub dataset
-    and the test set from a release URL: the fetch jobs fill the cache; then the hub is gone and the jobs up to
-    the chain's first samples run, each with the offline variables in its environment (its log), the sampler
-    loaded from the cache's snapshot (pointer.json), never by hub id."""
+    """The tiny workflow with a hub model as the sampler (pinned to a tag) and the seed problems from a hub
+    dataset: the fetch jobs fill the cache; then the hub is gone and the jobs up to the chain's first samples
+    run, each with the offline variables in its environment (its log), the sampler loaded from the cache's
+    snapshot (pointer.json), never by hub id. (Release URLs: the test above.)"""
     hub = HubStandIn(tmp_path / "hub")
     model_dir = tmp_path / "tiny-model"
     tiny_random_model(model_dir)
@@ -210,19 +210,17 @@ def test_the_workflow_fetches_first_and_every_later_job_runs_offline(tmp_path):
     hub.add("models", "acme/tiny-llama", dict(files, **{"pytorch_model.bin": b"the same weights, another format"}))
     commit = hub.tag("models", "acme/tiny-llama", "v1")
     add_dataset(hub)
-    url = hub.add_file("MbppPlus-subset.jsonl", (ROOT / "data/mbppplus/MbppPlus-v0.2.0-subset60.jsonl").read_bytes())
     work = tmp_path / "work"
     work.mkdir()
     extra = tmp_path / "hub.yaml"
     extra.write_text(
         "experiment: hubrun\n"
         "model:\n  sampler: {base: acme/tiny-llama, revision: v1, layout: authors}\n"
-        f"data:\n  seed: {{path: 'hf:acme/mbpp-mini:full@v1'}}\n  test: {{path: '{url}'}}\n"
+        "data:\n  seed: {path: 'hf:acme/mbpp-mini:full@v1'}\n"
     )
     specs = [
         {"kind": "model", "repo": "acme/tiny-llama", "revision": "v1"},
         {"kind": "dataset", "repo": "acme/mbpp-mini", "revision": "v1"},
-        {"kind": "url", "url": url},
     ]
     records = [f"cache/fetched/{item_name(s)}.json" for s in specs]
     env = clean_env(HF_ENDPOINT=hub.url)
@@ -232,7 +230,7 @@ def test_the_workflow_fetches_first_and_every_later_job_runs_offline(tmp_path):
     assert "localrule fetch:" in fetch.stderr
     r = work / "results/hubrun"
     # the hub is gone: everything after the fetch step reads the cache
-    run = snakemake(work, [extra], ["results/hubrun/gibbs/iter0/codes.jsonl", "results/hubrun/data/test.jsonl"], env)
+    run = snakemake(work, [extra], ["results/hubrun/gibbs/iter0/codes.jsonl"], env)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "rule fetch:" not in run.stderr
     pointer = json.loads((r / "model/sampler/pointer.json").read_text())
@@ -246,9 +244,9 @@ def test_the_workflow_fetches_first_and_every_later_job_runs_offline(tmp_path):
     logs = sorted((r / "logs").rglob("*.log"))
     fetch_logs = [p for p in logs if p.parent.name == "fetch"]
     later = [p for p in logs if p.parent.name != "fetch"]
-    assert len(fetch_logs) == 3 and len(later) == 5, [str(p.relative_to(r)) for p in logs]
+    assert len(fetch_logs) == 2 and len(later) == 4, [str(p.relative_to(r)) for p in logs]
     offline = f"hub: HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1; cache {work}/cache/huggingface/hub"
-    for log in later:  # data x2, seed_descriptions, prepare_model, sample_codes
+    for log in later:  # data, seed_descriptions, prepare_model, sample_codes
         assert offline in log.read_text(), f"{log}:\n{log.read_text()[-2000:]}"
     for log in fetch_logs:
         assert "hub: HF_HUB_OFFLINE=0, HF_DATASETS_OFFLINE=0" in log.read_text()

@@ -95,13 +95,3 @@ def test_the_profiles_placeholders_stop_any_run_with_one_line(tmp_path):
     assert "slurm_partition=<cpu-partition> (default-resources)" in last
     assert "slurm_partition=<gpu-partition> (set-resources of " + ", ".join(GPU_RULES) + ")" in last
     assert "rule " not in proc.stdout + proc.stderr  # stopped before planning any job
-    # one placeholder left (the GPU partition) is enough to stop it
-    proc = dry_run(tmp_path, "--default-resources", "slurm_account=proj1", "slurm_partition=cpu")
-    assert proc.returncode != 0
-    assert (
-        proc.stderr.strip()
-        .splitlines()[-1]
-        .startswith(
-            "profile error: placeholder resources slurm_partition=<gpu-partition> (set-resources of sample_codes"
-        )
-    )
