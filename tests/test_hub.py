@@ -160,11 +160,13 @@ _TEXT = dict(capture_output=True, text=True, timeout=300)
 
 # ----------------------------------------------------------------------------------------- the workflow
 def tiny_random_model(out: Path) -> None:
-    """A 1-layer Llama with a byte-level BPE tokenizer trained here: a real checkpoint of a few hundred KB."""
-    import torch
+    """A 1-layer Llama checkpoint of ~200 KB, written as save_pretrained writes one (config.json, safetensors
+    weights, a byte-level BPE tokenizer trained here), without importing torch or transformers."""
+    import numpy as np
+    from safetensors.numpy import save_file
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+    out.mkdir(parents=True)
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -173,22 +175,47 @@ def tiny_random_model(out: Path) -> None:
         vocab_size=400, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     bpe.train_from_iterator(texts, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="</s>")
-    tok.save_pretrained(out)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=4096,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
+    bpe.save(str(out / "tokenizer.json"))
+    special = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "</s>"}
+    (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", **special}))
+    vocab, hidden, inner, head = bpe.get_vocab_size(), 32, 64, 16  # 2 query heads, 1 key/value head
+    ids = {k: bpe.token_to_id(v) for k, v in (("bos", "<s>"), ("eos", "</s>"), ("pad", "</s>"))}
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": inner,
+        "num_hidden_layers": 1,
+        "num_attention_heads": hidden // head,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        **{f"{k}_token_id": v for k, v in ids.items()},
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    rng = np.random.default_rng(0)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    layer = "model.layers.0."
+    tensors = {
+        "model.embed_tokens.weight": w(vocab, hidden),
+        "model.norm.weight": np.ones(hidden, np.float32),
+        layer + "input_layernorm.weight": np.ones(hidden, np.float32),
+        layer + "post_attention_layernorm.weight": np.ones(hidden, np.float32),
+        layer + "self_attn.q_proj.weight": w(hidden, hidden),
+        layer + "self_attn.k_proj.weight": w(head, hidden),
+        layer + "self_attn.v_proj.weight": w(head, hidden),
+        layer + "self_attn.o_proj.weight": w(hidden, hidden),
+        layer + "mlp.gate_proj.weight": w(inner, hidden),
+        layer + "mlp.up_proj.weight": w(inner, hidden),
+        layer + "mlp.down_proj.weight": w(hidden, inner),
+    }
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
 def snakemake(work: Path, configs: list, targets: list, env: dict):
@@ -217,6 +244,7 @@ def test_the_workflow_fetches_first_and_every_later_job_runs_offline(tmp_path):
         "experiment: hubrun\n"
         "model:\n  sampler: {base: acme/tiny-llama, revision: v1, layout: authors}\n"
         "data:\n  seed: {path: 'hf:acme/mbpp-mini:full@v1'}\n"
+        "resources:\n  default: {threads: 1}\n"  # two jobs at a time on --cores 2
     )
     specs = [
         {"kind": "model", "repo": "acme/tiny-llama", "revision": "v1"},
