@@ -2,7 +2,8 @@ rule prepare_model:
     """A model as an artifact: a GGUF model converted once to safetensors, or a pointer to a checkpoint
     folder (a local one, or a hub model's snapshot in the cache, fetched first: rules/fetch.smk). ``base``
     is the model that is fine-tuned and evaluated; ``sampler`` (optional, model.sampler) samples the pools
-    instead of it (distillation, multi-round self-training)."""
+    instead of it (distillation, multi-round self-training). A hub model's revision is in its fetch
+    record's name: another revision is another input."""
     input:
         unpack(lambda wc: model_inputs(wc.which)),
     output:
@@ -19,6 +20,5 @@ rule prepare_model:
     params:
         base=lambda wc: model_spec(wc.which)["base"],
         gguf_file=lambda wc: model_spec(wc.which).get("gguf_file", ""),
-        revision=lambda wc: model_spec(wc.which).get("revision") or "",
     script:
         "../scripts/prepare_model.py"
