@@ -27,11 +27,6 @@ except ConfigError as e:
     sys.exit(str(e))
 validate(config, schema="../schemas/config.schema.yaml")
 
-# Snakemake's locks of a run killed on this host are removed (a run on another host keeps its own, and a
-# dry run touches none): the main process of a real run only, never a job's own Snakemake (gift.locks)
-if workflow.exec_mode == ExecMode.DEFAULT and not workflow.output_settings.dryrun:
-    locks.clear_stale_locks(".")
-
 
 def record_lock_owner():
     """onstart (inside Snakemake's locked section, real runs only): who holds this run's locks."""
@@ -50,6 +45,12 @@ if workflow.exec_mode == ExecMode.DEFAULT and _unfilled:
         f"profile error: placeholder resources {'; '.join(_unfilled)}: put your cluster's account and"
         " partitions into the profile, or override them on the command line (docs/slurm.md)"
     )
+
+# Snakemake's locks of a run killed on this host are removed (a run on another host keeps its own, and a
+# dry run touches none): the main process of a real run only, never a job's own Snakemake (gift.locks)
+if workflow.exec_mode == ExecMode.DEFAULT and not workflow.output_settings.dryrun:
+    locks.clear_stale_locks(".")
+
 
 # generation.engine: served: the model servers a job starts belong to this Snakemake process (the main one,
 # or a SLURM job's own), and stop when it ends, however it ends (gift.serve)
