@@ -67,7 +67,7 @@ _LOGGED = []
 
 def log_env_once() -> None:
     """``describe_env()`` on stderr (the job's log), once per process: every job's log says whether it ran
-    offline and from which cache (gift.rule.setup for the scripts, gift.model.load for fine-tuning)."""
+    offline and from which cache (gift.rule.setup for the scripts, gift.train.main for fine-tuning)."""
     if not _LOGGED:
         _LOGGED.append(True)
         print(describe_env(), file=sys.stderr)

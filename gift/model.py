@@ -155,9 +155,6 @@ def load(path: str | os.PathLike, dtype: str = "float32", device: str = "auto"):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .hub import log_env_once
-
-    log_env_once()
     src = resolve(path)
     tok = AutoTokenizer.from_pretrained(src)
     if tok.pad_token is None:

@@ -494,6 +494,7 @@ def main(argv=None) -> None:
     import argparse
     import logging as _logging
 
+    from .hub import log_env_once
     from .io import read_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -515,6 +516,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     die_with_parent()
     _logging.basicConfig(level=_logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log_env_once()  # whether this fine-tuning may reach the hub, and which cache it reads
     if a.threads:
         import torch
 
