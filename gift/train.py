@@ -255,8 +255,12 @@ def finetune(
     cpu = device == "cpu" and not use_ds
     backend = None
     if use_ds and int(os.environ.get("LOCAL_RANK", -1)) != -1 and not torch.cuda.is_available():
+        import deepspeed.ops
         from deepspeed.accelerator import get_accelerator
 
+        # DeepSpeed's CPU backend JIT-compiles its shared-memory all-reduce at start (minutes of C++ on a
+        # fresh machine), which only its inference_all_reduce uses: training reduces through gloo/ccl
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         backend = get_accelerator().communication_backend_name()
     PartialState(cpu=cpu, backend=backend)  # joins the process group (DDP; DeepSpeed's) before Accelerator()
     world = int(os.environ.get("WORLD_SIZE", "1"))
