@@ -27,8 +27,15 @@ RUN apt-get update \
 WORKDIR /opt/gift
 
 
-# ---- CUDA: PyPI's CUDA torch wheels, vLLM, DeepSpeed (the host supplies the NVIDIA driver) ----
+# ---- CUDA: PyPI's CUDA torch wheels, vLLM, DeepSpeed (the host supplies the NVIDIA driver: >= 580 for
+# torch's cu130 build, docs/environments.md) ----
 FROM base AS cuda
+# a C compiler and the C library's headers: Triton compiles its CUDA launcher with `cc` when vLLM first
+# compiles a kernel ("Failed to find C compiler" otherwise); the base image has Python's own headers
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 # vllm 0.30.0 pins torch==2.13.0 and allows transformers==5.23.0; requirements.txt's pins are chosen
 # to resolve with it (numpy<2.4 for mistral-common), so they are installed unchanged, as in the CPU image.
 ARG VLLM_VERSION=0.30.0
@@ -40,7 +47,8 @@ RUN pip install -r requirements.txt "vllm==${VLLM_VERSION}" "deepspeed==${DEEPSP
 COPY . .
 RUN pip install --no-deps . \
     && rm -rf build gift_pipeline.egg-info \
-    && python -c "import gift, torch, transformers, vllm, deepspeed, peft"
+    && python -c "import gift, torch, transformers, vllm, deepspeed, peft" \
+    && cc --version
 CMD ["snakemake", "--cores", "all"]
 
 

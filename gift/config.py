@@ -148,10 +148,49 @@ GENERATION_HOW = ("engine", "serve", "concurrency", "data_parallel_size", "kv_ca
 TRAIN_HOW = ("checkpoint_every", "report_to")
 
 
+# `prompt.max_tokens` acts through the lengths derived from it (below): the fine-tuning's max_length, which
+# the finetune rule passes as a number, and the engine's max_model_len, which changes how a job runs
+PROMPT_HOW = ("max_tokens",)
+PROMPT_TOKENS = 1024  # prompt.max_tokens when unset: with 512 new tokens, the authors' training max_length 1536
+
+
+def _get(config: dict, dotted: str, default):
+    for part in dotted.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return default if config is None else config
+
+
+def train_max_length(config: dict) -> int:
+    """``train.max_length``, else a prompt and the code sampled after it: ``prompt.max_tokens +
+    gibbs.max_new_tokens`` (a training example is a seed prompt and a sampled code)."""
+    return int(
+        _get(config, "train.max_length", 0)
+        or _get(config, "prompt.max_tokens", PROMPT_TOKENS) + _get(config, "gibbs.max_new_tokens", 512)
+    )
+
+
+def max_model_len(config: dict) -> int:
+    """``generation.max_model_len``, else the longest sequence a step asks of the engine, with P =
+    ``prompt.max_tokens``, G / D / E the new tokens of codes, descriptions and the evaluation: the code ->
+    description prompt holds two codes (the example's and the chain's, each at most P + G) and the
+    example's description, then a description is generated: 2 (P + G) + 2 D; sampling and PPL scoring
+    (P + G) and the evaluation (P + E) stay under it unless E is larger. Bounded, so that vLLM does not
+    reserve the model's own context (65,536 positions for DeepSeek-Coder: 32 GiB of KV cache at 6.7B)."""
+    if _get(config, "generation.max_model_len", None):
+        return int(config["generation"]["max_model_len"])
+    p = _get(config, "prompt.max_tokens", PROMPT_TOKENS)
+    g = _get(config, "gibbs.max_new_tokens", 512)
+    d = _get(config, "gibbs.description.max_new_tokens", 512)
+    e = _get(config, "evaluation.max_new_tokens", 512)
+    return int(max(2 * (p + g) + 2 * d, p + e))
+
+
 def rule_settings(config: dict, keys: list[str]) -> dict:
-    """``subset(config, keys)`` without the ``GENERATION_HOW`` and ``TRAIN_HOW`` settings: what a rule's
-    outputs depend on."""
+    """``subset(config, keys)`` without the ``GENERATION_HOW``, ``TRAIN_HOW`` and ``PROMPT_HOW`` settings: what
+    a rule's outputs depend on."""
     out = subset(config, keys)
+    if isinstance(out.get("prompt"), dict):
+        out["prompt"] = {k: v for k, v in out["prompt"].items() if k not in PROMPT_HOW}
     if isinstance(out.get("generation"), dict):
         out["generation"] = {k: v for k, v in out["generation"].items() if k not in GENERATION_HOW}
     if isinstance(out.get("train"), dict):

@@ -6,7 +6,8 @@ that produced the code, as the authors' script does: everything up to the end of
 docstring) or ``seed`` (the seed description the code will be trained with). The prompt / target split
 is the layout's (``prompts.*Layout.ppl_pair``); tokenisation is the backend's policy (``tokenize.*``).
 ``expand_tabs`` replaces each tab of the code with 4 spaces before it is split and tokenised, as the
-authors' cal_ppl.py does (the rows keep the code as written: it is what selection hands to training).
+authors' cal_ppl.py does; ``strip_cr`` removes each carriage return (``\r``) as well, as cal_ppl.py's
+``.replace('\r', '')`` does (the rows keep the code as written: it is what selection hands to training).
 """
 
 from __future__ import annotations
@@ -33,14 +34,23 @@ def token_nll(logits, labels):
     return nll.view(shift_labels.shape)
 
 
-def scored_code(code: str, expand_tabs: bool) -> str:
+def scored_code(code: str, expand_tabs: bool, strip_cr: bool = False) -> str:
     """The code as the PPL step scores it: each tab replaced by 4 spaces when ``expand_tabs`` (cal_ppl.py's
-    ``code.replace('\\t', '    ')``, not tab stops)."""
-    return code.replace("\t", "    ") if expand_tabs else code
+    ``code.replace('\\t', '    ')``, not tab stops); each ``\\r`` removed when ``strip_cr``
+    (``.replace('\\r', '')``)."""
+    code = code.replace("\t", "    ") if expand_tabs else code
+    return code.replace("\r", "") if strip_cr else code
 
 
 def score_pool(
-    backend, problems: list[dict], pool: list[dict], *, layout, condition: str = "chain", expand_tabs: bool = False
+    backend,
+    problems: list[dict],
+    pool: list[dict],
+    *,
+    layout,
+    condition: str = "chain",
+    expand_tabs: bool = False,
+    strip_cr: bool = False,
 ) -> list[dict]:
     if condition not in CONDITIONS:
         raise ValueError(f"ppl.condition: '{condition}' ({' | '.join(CONDITIONS)})")
@@ -49,7 +59,7 @@ def score_pool(
     for row in pool:
         p = by_id[row["task_id"]]
         desc = p["description"] if condition == "seed" else row["description"]
-        code = scored_code(row["code"], expand_tabs)
+        code = scored_code(row["code"], expand_tabs, strip_cr)
         prompt, target = layout.ppl_pair(backend.tok, code, p, desc, source_description=row["description"])
         prompts.append(prompt)
         targets.append(target)
@@ -64,6 +74,7 @@ def score_pool(
                 "ppl": perplexity(nll, ntok),
                 "condition": condition,
                 "expand_tabs": expand_tabs,
+                "strip_cr": strip_cr,
             }
         )
     return out

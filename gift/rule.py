@@ -45,19 +45,28 @@ def workers(smk) -> int:
     return int((smk.config.get("execution") or {}).get("workers") or smk.threads or 1)
 
 
-def backend(cfg: dict, model_path: str):
-    """The generation backend for a model folder, with the config's generation, tokenisation and model
-    settings (``generation.*``, ``tokenize.*``, ``model.dtype`` / ``model.device``); the settings that
-    change how it runs (``GENERATION_HOW``: the served mode, ...) from the job's whole config."""
-    from .backends import make_backend
-    from .config import GENERATION_HOW
-    from .model import resolve
+def generation_settings(cfg: dict, whole: dict | None = None) -> dict:
+    """The backend's settings: the config's generation, tokenisation and model settings (``generation.*``,
+    ``tokenize.*``, ``model.dtype`` / ``model.device``); the settings that change how it runs
+    (``GENERATION_HOW``: the served mode, ...) from the job's whole config; unless ``max_model_len`` is set,
+    ``context_bound``: the one derived from the prompt and generation lengths (``gift.config.max_model_len``)."""
+    from .config import GENERATION_HOW, max_model_len
 
-    print(f"model: {model_path} -> {resolve(model_path)}", file=sys.stderr)  # which model this job loads
-
+    whole = _WHOLE if whole is None else whole
     gen = dict(cfg.get("generation", {}))
-    gen.update({k: v for k, v in (_WHOLE.get("generation") or {}).items() if k in GENERATION_HOW})
+    gen.update({k: v for k, v in (whole.get("generation") or {}).items() if k in GENERATION_HOW})
     gen.setdefault("dtype", cfg["model"].get("dtype", "float32"))
     gen.setdefault("device", cfg["model"].get("device", "auto"))
     gen["tokenize"] = cfg.get("tokenize") or {}
-    return make_backend(model_path, gen)
+    if not gen.get("max_model_len"):  # the engine's bound, capped by the model's positions (engine_args)
+        gen["context_bound"] = max_model_len(whole or cfg)
+    return gen
+
+
+def backend(cfg: dict, model_path: str):
+    """The generation backend for a model folder, with :func:`generation_settings`."""
+    from .backends import make_backend
+    from .model import resolve
+
+    print(f"model: {model_path} -> {resolve(model_path)}", file=sys.stderr)  # which model this job loads
+    return make_backend(model_path, generation_settings(cfg))

@@ -10,8 +10,11 @@ The random stream (``selection.stream``):
 ``per_problem``  one stream per (method, problem), derived from ``seed`` and the names: a problem's draw
                  stays the same when other problems join or leave the set (a resumed or extended run).
 ``single``       the authors' resampling: ``random.seed(seed)`` once, then every problem in turn draws
-                 from that one stream, in the order the scored pool first lists them (the pool's order:
-                 iteration, then seed problem); the problems without a code draw nothing.
+                 from that one stream, in the seed problems' own order (``order``: the authors'
+                 ``for key in range(len(selfsample))``), each problem's codes in the pool's order
+                 (iteration, then sample); the problems without a code draw nothing. Without ``order``,
+                 the order in which the pool first lists the problems (the same only when every problem
+                 has a code at the first iteration: the pool is built iteration by iteration).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def select(
     seed: int,
     method: str,
     stream: str = "per_problem",
+    order: list[str] | None = None,
 ) -> list[dict]:
     if stream not in STREAMS:
         raise ValueError(f"selection.stream: '{stream}' ({' | '.join(STREAMS)})")
@@ -69,8 +73,13 @@ def select(
     for row in scored:
         by_task.setdefault(row["task_id"], []).append(row)
     one = random.Random(seed) if stream == "single" else None  # random.seed(seed), as the authors
+    if order is not None:
+        missing = sorted(set(by_task) - set(order))
+        if missing:
+            raise ValueError(f"selection: pool problem '{missing[0]}' is not among the seed problems")
+    visit = (order if order is not None else list(by_task)) if one else sorted(by_task)
     out = []
-    for tid in by_task if one else sorted(by_task):
+    for tid in (t for t in visit if t in by_task):
         rows = by_task[tid]
         ppls = [r["ppl"] for r in rows]
         w = weights(ppls, weighting, temperature)

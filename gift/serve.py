@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from .backends.vllm import cpu_thread_env
+from .backends.vllm import engine_env
 
 ROOT_ENV = "GIFT_SERVE_DIR"
 OWNER_ENV = "GIFT_SERVE_OWNER"
@@ -210,7 +210,7 @@ def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Le
                     for x in [x for x in others if not _leases(x)][: len(others) - int(serve["max_servers"]) + 1]:
                         (x / "stop").touch()  # idle servers of other models make room
                 else:
-                    _start(d, argv, serve)
+                    _start(d, argv, serve, cpu)
                     st = _running(d)
             if st is not None:
                 lease = Lease(d, st["url"])
@@ -231,7 +231,15 @@ def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Le
         time.sleep(0.5)
 
 
-def _start(d: Path, argv: list[str], serve: dict) -> None:
+def in_flight(gen_cfg: dict) -> int:
+    """Requests one served job keeps in flight: ``generation.serve.concurrency`` per engine replica, times
+    the server's replicas (``data_parallel_size``), so that each replica is kept as busy as one engine alone
+    (vLLM batches what is in flight; 64 across 8 GPUs would leave each with ~8 prompts x 3 samples)."""
+    serve = {**DEFAULTS, **(gen_cfg.get("serve") or {})}
+    return int(serve["concurrency"]) * max(1, int(gen_cfg.get("data_parallel_size") or 1))
+
+
+def _start(d: Path, argv: list[str], serve: dict, cpu: bool) -> None:
     """Launch the watchdog for a new server (called under the host lock)."""
     (d / "leases").mkdir(parents=True, exist_ok=True)
     (d / "stop").unlink(missing_ok=True)
@@ -249,7 +257,7 @@ def _start(d: Path, argv: list[str], serve: dict) -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **cpu_thread_env(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            env={**engine_env(cpu), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             check=True,
         )
     deadline = time.time() + 60
@@ -264,7 +272,6 @@ def served_backend(model_path: str, gen_cfg: dict, progress: bool = True, tokeni
     from .backends.openai import OpenAIBackend
     from .model import resolve
 
-    serve = {**DEFAULTS, **(gen_cfg.get("serve") or {})}
     model = resolve(model_path)
     model = os.path.abspath(model) if os.path.exists(model) else model  # the server may run elsewhere
     lease = acquire(model, gen_cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -273,7 +280,7 @@ def served_backend(model_path: str, gen_cfg: dict, progress: bool = True, tokeni
         model_path,
         lease.url,
         served_model=SERVED_NAME,
-        concurrency=int(serve["concurrency"]),
+        concurrency=in_flight(gen_cfg),
         progress=progress,
         top_k=gen_cfg.get("top_k", 0),
         token_ids=True,

@@ -79,6 +79,15 @@ def lr_at(step: int, total: int, lr: float, warmup: int, warmup_start: float, fl
     return floor + (lr - floor) * max(0.0, (total - step) / rest)
 
 
+def schedule_length(n: int, batch: int, epochs: int, how: str) -> int:
+    """The LR schedule's total steps. ``ceil``: the optimizer steps taken, ceil(n / batch) per epoch;
+    ``authors``: ``n // batch * epochs`` (their run_gen.py's total_num_steps), shorter by one step per epoch
+    when batch does not divide n: the steps past it run at the floor (DeepSpeed's WarmupDecayLR does so)."""
+    if how not in ("ceil", "authors"):
+        raise ValueError(f"train.total_steps: {how!r} (ceil | authors)")
+    return (math.ceil(n / batch) if how == "ceil" else n // batch) * epochs
+
+
 def lr_of_step(step: int, total: int, cfg: dict) -> float:
     """The learning rate optimizer step ``step`` runs at. ``lr_timing: current``: ``lr_at(step)``;
     ``lagged``: as the authors' DeepSpeed 0.15.1 ran, whose WarmupDecayLR sets nothing at creation and steps
@@ -316,7 +325,7 @@ def finetune(
         generator=torch.Generator().manual_seed(seed),
     )
     steps_per_epoch = math.ceil(len(items) / (micro * world * accum))
-    total = steps_per_epoch * epochs
+    total = schedule_length(len(items), micro * world * accum, epochs, cfg.get("total_steps", "ceil"))
     lr, warmup, warm_start = float(cfg["lr"]), int(cfg.get("warmup_steps", 0)), float(cfg.get("warmup_start_lr", 0.0))
     floor = float(cfg.get("lr_floor", 0.0))
     opt = torch.optim.AdamW(
@@ -359,7 +368,7 @@ def finetune(
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     t0 = time.time() - elapsed
     bar = tqdm(
-        total=total,
+        total=steps_per_epoch * epochs,
         initial=step,
         desc="finetune",
         unit="step",
@@ -457,7 +466,7 @@ def finetune(
                     stats_now(epoch + 1),
                     bool(lora),
                 )
-            if every and step % every == 0 and step < total:  # after the epoch's checkpoint
+            if every and step % every == 0 and step < steps_per_epoch * epochs:  # after the epoch's checkpoint
                 _save_state(accelerator, state_dir, progress(epoch + 1, 0))
         bar.close()
         accelerator.wait_for_everyone()

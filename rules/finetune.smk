@@ -1,3 +1,5 @@
+from gift.config import train_max_length
+
 # train.checkpoint_every and train.report_to change how a fine-tuning runs, not what it writes: they reach
 # the command through the environment, outside `params` and outside the shell command's text (which
 # Snakemake records as the rule's code), so that changing them reruns nothing (TensorBoard events go to
@@ -43,6 +45,8 @@ rule finetune:
                 tokenize=config["tokenize"],
                 layout=config["prompt"]["layout"],
                 save_every_epoch=config["evaluation"]["every_epoch"],
+                # as set, or prompt.max_tokens + gibbs.max_new_tokens
+                max_length=train_max_length(config),
             )
         ),
         device=config["model"]["device"],

@@ -19,6 +19,7 @@ rows = (
         layout=layout(cfg),
         condition=cfg["ppl"]["condition"],
         expand_tabs=cfg["ppl"]["expand_tabs"],
+        strip_cr=cfg["ppl"]["strip_cr"],
     )
     if pool
     else []

@@ -10,7 +10,9 @@ from gift.select import select
 
 cfg = setup(snakemake)
 spec = snakemake.params.spec
-scored = read_jsonl(snakemake.input[0])
+scored = read_jsonl(snakemake.input.pool)
+# the authors' single stream visits the problems in the seed problems' own order
+order = [p["task_id"] for p in read_jsonl(snakemake.input.seed)] if "seed" in snakemake.input.keys() else None
 if spec.get("iterations"):  # only the first N iterations of the chain: the effect of T without another run
     scored = [r for r in scored if r.get("iteration", 0) < spec["iterations"]]
 rows = select(
@@ -21,5 +23,6 @@ rows = select(
     seed=cfg["seed"],
     method=snakemake.wildcards.method,
     stream=cfg["selection"]["stream"],
+    order=order,
 )
 write_jsonl(snakemake.output[0], rows)

@@ -21,7 +21,7 @@ from conftest import return_problems
 from gift import prompts as P
 from gift.backends import make_backend
 from gift.backends.transformers import sample_next
-from gift.chain import describe, exec_row
+from gift.chain import collect_pool, describe, exec_row
 from gift.datasets import load_split
 from gift.examples import as_triples, from_file, read_examples_file
 from gift.execute import execute
@@ -29,7 +29,7 @@ from gift.ppl import score_pool
 from gift.seeding import rng
 from gift.select import select
 from gift.tokens import Tokenization
-from gift.train import finetune, lr_at, tokenize_examples
+from gift.train import finetune, lr_at, schedule_length, tokenize_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 FX = ROOT / "tests" / "fixtures"
@@ -212,6 +212,22 @@ def test_3b_tabs_become_four_spaces_before_scoring_when_expand_tabs():
     assert got[False][1].count("\t") == code.count("\t") and got[False] != got[True]
 
 
+def test_3b_carriage_returns_are_removed_before_scoring_when_strip_cr():
+    p = MBPP_602
+    desc = "Find the first character that occurs twice in a string."
+    body = "    for i, c in enumerate(str1):\r\n\tif c in str1[:i]:\r\n            return c\r\n    return 'None'\r\n"
+    code = AUTHORS.code_prompt(None, desc, p) + body
+    row = {"task_id": p["task_id"], "iteration": 0, "sample": 0, "code": code, "description": desc}
+    got = {}
+    for strip in (True, False):
+        rec = _Recorder()
+        out = score_pool(rec, [p], [row], layout=AUTHORS, expand_tabs=True, strip_cr=strip)
+        assert out[0]["code"] == code and out[0]["strip_cr"] is strip  # the row keeps the code as written
+        got[strip] = rec.pairs[0][0] + rec.pairs[0][1]
+    assert got[True] == code.replace("\t", "    ").replace("\r", "")  # cal_ppl.py
+    assert got[False].count("\r") == 4 and got[False] != got[True]
+
+
 @pytest.mark.slow
 def test_3b_expand_tabs_ppl_is_the_authors_on_the_real_model(bos_model_dir):
     import torch
@@ -312,6 +328,29 @@ def test_6_learning_rate_at_every_step_is_deepspeeds_warmup_decay_to_the_floor(t
         progress=False,
     )
     assert [h["lr"] for h in lagged["history"]] == pytest.approx([1e-3] + want[:-1], rel=1e-12)
+    # total_steps: authors: the schedule is len(train_data) // batch * epochs long (run_gen.py's
+    # total_num_steps), 6 here; the optimizer still takes 8 steps, the last ones at the floor
+    authors = finetune(
+        str(tiny_llama),
+        problems,
+        [],
+        str(tmp_path / "len"),
+        dict(cfg, total_steps="authors"),
+        "chat",
+        device="cpu",
+        progress=False,
+    )
+    assert authors["steps"] == 8 and authors["lr_schedule"]["total_steps"] == 6
+    short = [deepspeed_warmup_decay(i, 6, 1e-3, 1e-4, 3) for i in range(8)]
+    assert [h["lr"] for h in authors["history"]] == pytest.approx(short, rel=1e-12)
+    assert short != pytest.approx(want, rel=1e-6)
+
+
+def test_6_schedule_length_is_the_authors_floor_division():
+    assert schedule_length(3627, 128, 2, "authors") == 56 and schedule_length(3627, 128, 2, "ceil") == 58
+    assert schedule_length(7, 2, 2, "authors") == 6 and schedule_length(8, 2, 2, "authors") == 8
+    with pytest.raises(ValueError, match="train.total_steps"):
+        schedule_length(7, 2, 2, "floor")
 
 
 # ------------------------------------------------------------------------------------------- item 7
@@ -361,38 +400,75 @@ def test_selected_multiset_for_a_fixed_seed_is_the_authors_resampling():
     assert select([], k=8, weighting="uniform", temperature=2.0, seed=1, method="m") == []
 
 
-def test_single_stream_is_the_authors_one_seeded_loop():
-    """selection.stream: single = random.seed(seed) once, then problem after problem (the pool's order)
-    random.choices(codes, weights=softmax(T * ppl), k) / random.sample / random.choices from that stream."""
-    pool = [
-        {"task_id": t, "iteration": i, "sample": 0, "code": f"{t}-{i}", "ppl": 1.0 + 0.37 * i + 0.11 * len(t)}
-        for t, n in (("z", 5), ("b", 11), ("c", 1), ("aa", 3), ("d", 9), ("e", 2), ("f", 4))
-        for i in range(n)
-    ]
-    order = ["z", "b", "c", "aa", "d", "e", "f"]  # first listed first, not sorted
+def _chain_pool(seed_order: list[str], first_kept: dict[str, int], n_codes: dict[str, int], iterations: int):
+    """A pool made as the chain makes it (collect_pool over the iterations' kept rows): problem t keeps one
+    code per iteration from iteration first_kept[t] on, until it has n_codes[t]."""
+    per_iteration = []
+    for it in range(iterations):
+        rows = []
+        for t in seed_order:
+            done = it - first_kept[t]
+            kept = [{"sample": 0, "code": f"{t}-{it}", "description": "d"}] if 0 <= done < n_codes[t] else []
+            rows.append({"task_id": t, "iteration": it, "kept": kept})
+        per_iteration.append(rows)
+    return [dict(r, ppl=1.0 + 0.37 * r["iteration"] + 0.11 * len(r["task_id"])) for r in collect_pool(per_iteration)]
+
+
+def _authors_loop(pool: list[dict], seed_order: list[str], weighting: str, k: int = 8) -> list[str]:
+    """MBPP/utils.py: random.seed(seed) once, then `for key in range(len(selfsample))` (the seed problems'
+    order), each problem's codes in the order of its pool; a problem without a code draws nothing."""
+    want = []
+    for t in seed_order:
+        codes = [x["code"] for x in pool if x["task_id"] == t]
+        if not codes:
+            continue
+        if weighting == "softmax":
+            z = [2.0 * x["ppl"] for x in pool if x["task_id"] == t]
+            e = [math.exp(v - max(z)) for v in z]
+            want += random.choices(codes, weights=[v / sum(e) for v in e], k=k)
+        elif len(codes) >= k:
+            want += random.sample(codes, k)
+        else:
+            want += random.choices(codes, k=k)
+    return want
+
+
+def test_single_stream_is_the_authors_one_seeded_loop_in_the_seed_problems_order():
+    """selection.stream: single = random.seed(seed) once, then problem after problem in the seed problems'
+    order: random.choices(codes, weights=softmax(T * ppl), k) / random.sample / random.choices from that
+    stream. The pool is built iteration by iteration, as the chain builds it, so a problem whose first kept
+    code comes late is listed late in the pool: the seed order, not the pool's, is the authors'."""
+    seed_order = ["z", "b", "c", "aa", "d", "e", "f", "g"]
+    first = {"z": 3, "b": 0, "c": 1, "aa": 0, "d": 2, "e": 0, "f": 1, "g": 99}  # g: never a passing code
+    n = {"z": 5, "b": 11, "c": 1, "aa": 3, "d": 9, "e": 2, "f": 4, "g": 1}
+    pool = _chain_pool(seed_order, first, n, iterations=14)
+    assert list(dict.fromkeys(r["task_id"] for r in pool)) == ["b", "aa", "e", "c", "f", "d", "z"]
     for weighting in ("softmax", "uniform"):
-        got = select(pool, k=8, weighting=weighting, temperature=2.0, seed=1234, method="gift", stream="single")
+        got = select(
+            pool, k=8, weighting=weighting, temperature=2.0, seed=1234, method="gift", stream="single", order=seed_order
+        )
         random.seed(1234)  # the authors' loop, on the global random module
-        want = []
-        for t in order:
-            codes = [x["code"] for x in pool if x["task_id"] == t]
-            if weighting == "softmax":
-                z = [2.0 * x["ppl"] for x in pool if x["task_id"] == t]
-                e = [math.exp(v - max(z)) for v in z]
-                want += random.choices(codes, weights=[v / sum(e) for v in e], k=8)
-            elif len(codes) >= 8:
-                want += random.sample(codes, 8)
-            else:
-                want += random.choices(codes, k=8)
+        want = _authors_loop(pool, seed_order, weighting)
         assert [x["code"] for x in got] == want, weighting  # the same codes in the same order
+        pooled = select(pool, k=8, weighting=weighting, temperature=2.0, seed=1234, method="gift", stream="single")
+        assert [x["code"] for x in pooled] != want, weighting  # the pool's first-appearance order: other draws
         per = select(pool, k=8, weighting=weighting, temperature=2.0, seed=1234, method="gift")
         differ = sum(
             Counter(x["code"] for x in got if x["task_id"] == t) != Counter(x["code"] for x in per if x["task_id"] == t)
-            for t in order
+            for t in seed_order
         )
-        assert differ == 6, (weighting, differ)  # per_problem is another draw (c has a single code: the same)
+        assert differ == 6, (weighting, differ)  # per_problem is another draw (c: a single code; g: none)
+    # every problem kept at iteration 0: the pool lists them in the seed order, and both orders agree
+    early = _chain_pool(seed_order, dict.fromkeys(seed_order, 0), n, iterations=11)
+    both = [
+        [x["code"] for x in select(early, k=8, weighting="softmax", temperature=2.0, seed=7, method="m", **kw)]
+        for kw in ({"stream": "single"}, {"stream": "single", "order": seed_order})
+    ]
+    assert both[0] == both[1]
     with pytest.raises(ValueError, match="selection.stream"):
         select(pool, k=8, weighting="uniform", temperature=2.0, seed=1, method="m", stream="global")
+    with pytest.raises(ValueError, match="pool problem 'aa' is not among the seed problems"):
+        select(pool, k=8, weighting="uniform", temperature=2.0, seed=1, method="m", stream="single", order=["b"])
 
 
 # ------------------------------------------------------------------------------------------- item 8
@@ -551,7 +627,8 @@ def test_paper_configs_choose_the_authors_procedure():
     for path in sorted((ROOT / "config/paper").glob("*.yaml")):
         c = yaml.safe_load(path.read_text())
         assert c["prompt"]["layout"] == "authors" and c["tokenize"] == {"bos": "auto", "pair": "joint"}
-        assert c["ppl"] == {"condition": "chain", "expand_tabs": True} and c["generation"]["top_k"] == 50
+        assert c["ppl"] == {"condition": "chain", "expand_tabs": True, "strip_cr": True}
+        assert c["generation"]["top_k"] == 50 and c["train"]["total_steps"] == "authors"
         assert c["selection"]["stream"] == "single"
         assert (
             c["train"]["lr_floor"] == c["train"]["warmup_start_lr"] == 5e-6

@@ -125,6 +125,7 @@ def test_an_idle_server_makes_room_for_data_parallel_replicas(served, state_dir,
     assert st["status"] == "stopped" and st["reason"] == "asked to stop"
     assert not serve.alive(st["server"]) and not serve.alive(st["watchdog"])
     assert "--data-parallel-size" in json.loads((dp.lease.dir / "spec.json").read_text())["argv"]
+    assert (served.concurrency, dp.concurrency) == (64, 2 * 64)  # in flight: 64 per engine replica
     assert "EngineCore_DP1" in (dp.lease.dir / "server.log").read_text()
     kw = dict(n=2, temperature=1.0, top_p=0.95, max_new_tokens=24, seed=5)
     assert dp.generate(PROMPTS, **kw) == vllm_backend.generate(PROMPTS, **kw)

