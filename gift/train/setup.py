@@ -69,9 +69,14 @@ def make_accelerator(cfg: dict, device: str, accum: int, tb_dir: Path | None):
     cpu = device == "cpu" and not use_ds
     backend = None
     if use_ds and int(os.environ.get("LOCAL_RANK", -1)) != -1 and not torch.cuda.is_available():
+        import deepspeed.ops
         from deepspeed.accelerator import get_accelerator
 
         backend = get_accelerator().communication_backend_name()
+        # no shared-memory all-reduce: DeepSpeed would compile it (C++, minutes on a small CPU, in every
+        # fresh ~/.cache/torch_extensions) when its communication starts, and its peers hang on a CPU without
+        # the kernel's instruction set; gloo does the all-reduce
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     PartialState(cpu=cpu, backend=backend)  # joins the process group (DDP; DeepSpeed's) before Accelerator()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     # DDP's gradients as views into its all-reduce buckets: no second copy of every gradient per process
