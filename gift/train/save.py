@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+SHARD = "2GB"
+
 
 def full_state(accelerator, model):
     """The full weights on the main process (None elsewhere). Under ZeRO-3 they are gathered from every
@@ -36,7 +38,8 @@ def save_checkpoint(accelerator, model, tok, folder: Path, stats: dict, lora: bo
             state = unwrapped.state_dict()
         unwrapped.config.use_cache = True
         folder.mkdir(parents=True, exist_ok=True)
-        unwrapped.save_pretrained(folder, state_dict=state, safe_serialization=True)
+        # shards of at most SHARD: a GPU's tensors pass through host memory one shard at a time
+        unwrapped.save_pretrained(folder, state_dict=state, safe_serialization=True, max_shard_size=SHARD)
         unwrapped.config.use_cache = False
         tok.save_pretrained(folder)
         (folder / "train_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
