@@ -94,3 +94,21 @@ def test_a_job_sent_to_gpus_that_sees_none_stops_at_once_with_one_line(tmp_path,
 
     assert gpu_expectation("cpu", dict(cfg, mixed_precision="bf16"), 0, True) is None
     assert gpu_expectation("auto", {"mixed_precision": "no"}, 8, False) is None
+
+
+def test_the_launcher_needs_nothing_on_path_and_reads_its_configs_from_the_workflow(tmp_path):
+    from pathlib import Path
+
+    from gift.launcher import PYTHON, launcher_command
+
+    root = str(Path(__file__).resolve().parent.parent)
+    paper = launcher_command("accelerate launch --config_file config/accelerate/deepspeed_zero2.yaml", root)
+    assert paper.startswith(f'{PYTHON} -m accelerate.commands.launch --config_file "$GIFT_ROOT"/config/accelerate/')
+    assert " --main_process_port " in paper and "accelerate launch" not in paper
+    assert launcher_command("python", root) == PYTHON
+    own = launcher_command("accelerate launch --config_file=mine.yaml --main_process_port 29600", root)
+    assert own == f"{PYTHON} -m accelerate.commands.launch --config_file=mine.yaml --main_process_port 29600"
+    assert (
+        launcher_command("torchrun --nproc-per-node 2", root) == f"{PYTHON} -m torch.distributed.run --nproc-per-node 2"
+    )
+    assert launcher_command("srun python", root) == "srun python"
