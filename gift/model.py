@@ -159,7 +159,10 @@ def load(path: str | os.PathLike, dtype: str = "float32", device: str = "auto"):
     tok = AutoTokenizer.from_pretrained(src)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype))
-    model.to(pick_device(device))
+    dev = pick_device(device)
+    # on a GPU the weights go straight to it, never whole in host memory (one copy per process otherwise)
+    where = {"device_map": {"": dev}} if dev.startswith("cuda") else {}
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype), **where)
+    model.to(dev)
     model.eval()
     return model, tok

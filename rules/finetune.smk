@@ -1,11 +1,14 @@
 from gift.config import train_max_length
+from gift.launcher import launcher_command
 
 # train.checkpoint_every and train.report_to change how a fine-tuning runs, not what it writes: they reach
 # the command through the environment, outside `params` and outside the shell command's text (which
 # Snakemake records as the rule's code), so that changing them reruns nothing (TensorBoard events go to
 # logs/tensorboard/<method>/ beside the job's log); set by the workflow itself, so no `envvars:` asks it of the user
+# GIFT_TRAIN_GPUS: the GPUs the job asks for, so that one sent to GPUs that sees none stops at once
 os.environ.update(
-    GIFT_TRAIN_HOW=json.dumps({k: config["train"].get(k) for k in TRAIN_HOW})
+    GIFT_TRAIN_HOW=json.dumps({k: config["train"].get(k) for k in TRAIN_HOW}),
+    GIFT_TRAIN_GPUS=str(resources_for("finetune").get("gpu", 0)),
 )
 
 
@@ -28,14 +31,10 @@ rule finetune:
     resources:
         **resources_for("finetune"),
     params:
-        # `python`: this Snakemake's interpreter (a venv need not be on PATH), or the env's with --sdm
-        launcher=lambda wc: (
-            (
-                PYTHON
-                if config["train"]["launcher"] == "python"
-                else config["train"]["launcher"]
-            )
-        ),
+        # `python`: this Snakemake's interpreter (a venv need not be on PATH), or the env's with --sdm;
+        # `accelerate launch ...` through that interpreter, its config files from the workflow's folder,
+        # a free rendezvous port per job (gift.launcher)
+        launcher=launcher_command(config["train"]["launcher"], workflow.basedir),
         cfg=cfg_for("finetune"),
         train=lambda wc: json.dumps(
             dict(

@@ -1,4 +1,5 @@
-"""Fine-tuning on two processes (accelerate launch, gloo on this CPU) against one, and resuming a SIGKILLed
+"""Fine-tuning on two processes (accelerate launch as the finetune rule runs it: no PATH, another working
+directory; gloo on this CPU) against one, and resuming a SIGKILLed
 fine-tuning from its saved state (docs/paper-scale.md, "Fine-tuning"): the finetune rule's command on a
 tiny randomly initialised Llama."""
 
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import return_problems
 
+from gift.launcher import launcher_command
+
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 CFG = {
     "epochs": 2,
     "lr": 1e-3,
@@ -29,8 +31,18 @@ CFG = {
     "seed": 3,
 }
 LORA = {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
-TWO = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2"]
-DS_TWO = [str(BIN / "accelerate"), "launch", "--config_file", str(ROOT / "config/accelerate/deepspeed_zero2_cpu.yaml")]
+
+
+def rule_launcher(launcher: str) -> list[str]:
+    """``train.launcher`` as the finetune rule runs it (gift.launcher): through this interpreter, config files
+    from the checkout, a free port; run from another directory with a PATH that lacks this venv's bin."""
+    text = launcher_command(launcher, str(ROOT))
+    return ["bash", "-c", f'exec {text} "$@"', "launcher"]
+
+
+TWO = rule_launcher("accelerate launch --multi_gpu --num_processes 2")
+DS_TWO = rule_launcher("accelerate launch --config_file config/accelerate/deepspeed_zero2_cpu.yaml")
+BARE_PATH = "/usr/bin:/bin"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +53,7 @@ def data(tmp_path_factory):
     sel = [{"task_id": f"t{i}", "code": f"def f():\n    return {i} + 0\n"} for i in range(8)]
     (d / "selected.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sel))
     (d / "ck").mkdir()
+    (d / "cwd").mkdir()  # the jobs' working directory: no config/ there
     return d
 
 
@@ -49,8 +62,10 @@ def start(launcher, model, data, name, cfg, how=None, env=None):
     cmd = launcher + ["-m", "gift.train", "--model", str(model), "--problems", str(data / "problems.jsonl")]
     cmd += ["--selected", str(data / "selected.jsonl"), "--out", str(data / "ck" / name), "--config", json.dumps(cfg)]
     cmd += ["--device", "cpu", "--threads", "2", "--how", json.dumps(how or {})]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GIFT_PYTHON=sys.executable, GIFT_ROOT=str(ROOT), **(env or {}))
+    env["PATH"] = BARE_PATH
+    assert not (Path(BARE_PATH.split(":")[0]) / "accelerate").exists()
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=data / "cwd")
 
 
 def run(*a, **k):

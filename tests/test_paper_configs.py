@@ -91,7 +91,12 @@ def test_dry_run_shows_the_full_dag(path, tmp_path):
     # the base model, 4 methods and their first epochs (the authors evaluate every epoch)
     assert counts["evaluate_generate"] == 9 and counts["evaluate_score"] == 9 and counts["epochs_table"] == 1
     assert counts["analysis"] == 1 and counts["compare_published"] == 1
-    assert "accelerate launch --config_file config/accelerate/deepspeed_zero2.yaml -m gift.train" in out
+    # the launcher through the workflow's interpreter, its config from the workflow's folder, a port per job
+    launch = (
+        '"$GIFT_PYTHON" -m accelerate.commands.launch --config_file "$GIFT_ROOT"/config/accelerate/deepspeed_zero2.yaml'
+    )
+    assert launch + " --main_process_port " in out and " -m gift.train " in out
+    assert not re.search(r"(^|[\s;|&(])accelerate\s", out), "a bare accelerate in the dry run"
     # engine starts: one per generating job with per-job engines, one per distinct model when served
     spec = importlib.util.spec_from_file_location("engine_starts", ROOT / "benchmarks" / "engine_starts.py")
     es = importlib.util.module_from_spec(spec)

@@ -84,7 +84,7 @@ def test_the_slurm_profile_keeps_the_configs_threads_memory_and_time(tmp_path):
             assert int(job["gpu"]) == want["gpu"], job
     # the paper's fine-tuning: what config/paper/*.yaml ask, not a profile's 64000 MB / 720 min / 8 threads
     ft = by_rule["finetune"]
-    assert (ft["threads"], ft["mem_mb"], ft["runtime"], ft["gpu"]) == (32, "400000", "1440", "8")
+    assert (ft["threads"], ft["mem_mb"], ft["runtime"], ft["gpu"]) == (32, "96000", "1440", "8")
 
 
 def test_the_profiles_placeholders_stop_any_run_with_one_line(tmp_path):

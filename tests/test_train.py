@@ -57,3 +57,58 @@ def test_finetune_changes_weights_and_saves_a_plain_checkpoint(tiny_llama, tmp_p
     else:
         assert "model.layers.0.mlp.down_proj.weight" in changed
     assert json.loads((out / "train_stats.json").read_text())["lora"] is bool(lora)
+
+
+@pytest.mark.parametrize(
+    "args, cfg, env, expected",
+    [
+        (["--device", "cuda"], {}, {}, "model.device cuda"),
+        ([], {"mixed_precision": "bf16"}, {"GIFT_TRAIN_GPUS": "8"}, "train.mixed_precision bf16 with resources gpu 8"),
+        ([], {}, {"GIFT_TRAIN_GPUS": "8", "ACCELERATE_USE_DEEPSPEED": "true"}, "a DeepSpeed launcher with resources"),
+    ],
+)
+def test_a_job_sent_to_gpus_that_sees_none_stops_at_once_with_one_line(tmp_path, args, cfg, env, expected):
+    """The finetune rule's command on this CPU-only machine: it stops before loading anything (the model
+    folder does not even exist), with one line naming what it expected and what it found."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "p.jsonl").write_text(json.dumps(return_problems(1)[0]) + "\n")
+    (tmp_path / "s.jsonl").write_text("")
+    train = {"epochs": 1, "lr": 1e-3, "batch_size": 1, "micro_batch_size": 1, "max_length": 64, **cfg}
+    cmd = [sys.executable, "-m", "gift.train", "--model", str(tmp_path / "no-model"), "--problems"]
+    cmd += [str(tmp_path / "p.jsonl"), "--selected", str(tmp_path / "s.jsonl"), "--out", str(tmp_path / "ck")]
+    cmd += ["--config", json.dumps(train), *args]
+    environ = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("GIFT_", "ACCELERATE_"))}
+    environ |= {"PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": "", **env}
+    proc = subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fine-tuning: expected CUDA GPUs (" + expected), proc.stderr[-2000:]
+    assert "CUDA_VISIBLE_DEVICES=''" in last and "torch.cuda.device_count()=0" in last
+    assert "Traceback" not in proc.stderr and not (tmp_path / "ck").exists()
+    # and the same configs without GPUs asked of them are not stopped
+    from gift.train.setup import gpu_expectation
+
+    assert gpu_expectation("cpu", dict(cfg, mixed_precision="bf16"), 0, True) is None
+    assert gpu_expectation("auto", {"mixed_precision": "no"}, 8, False) is None
+
+
+def test_the_launcher_needs_nothing_on_path_and_reads_its_configs_from_the_workflow(tmp_path):
+    from pathlib import Path
+
+    from gift.launcher import PYTHON, launcher_command
+
+    root = str(Path(__file__).resolve().parent.parent)
+    paper = launcher_command("accelerate launch --config_file config/accelerate/deepspeed_zero2.yaml", root)
+    assert paper.startswith(f'{PYTHON} -m accelerate.commands.launch --config_file "$GIFT_ROOT"/config/accelerate/')
+    assert " --main_process_port " in paper and "accelerate launch" not in paper
+    assert launcher_command("python", root) == PYTHON
+    own = launcher_command("accelerate launch --config_file=mine.yaml --main_process_port 29600", root)
+    assert own == f"{PYTHON} -m accelerate.commands.launch --config_file=mine.yaml --main_process_port 29600"
+    assert (
+        launcher_command("torchrun --nproc-per-node 2", root) == f"{PYTHON} -m torch.distributed.run --nproc-per-node 2"
+    )
+    assert launcher_command("srun python", root) == "srun python"
