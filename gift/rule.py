@@ -49,9 +49,9 @@ def backend(cfg: dict, model_path: str):
     """The generation backend for a model folder, with the config's generation, tokenisation and model
     settings (``generation.*``, ``tokenize.*``, ``model.dtype`` / ``model.device``); the settings that
     change how it runs (``GENERATION_HOW``: the served mode, ...) from the job's whole config."""
-    from .backends import make_backend
     from .config import GENERATION_HOW
     from .model import resolve
+    from .serve import make_backend
 
     print(f"model: {model_path} -> {resolve(model_path)}", file=sys.stderr)  # which model this job loads
 
