@@ -43,17 +43,27 @@ PARTITION = "debug"  # the one partition of tests/slurm/cluster.sh
 # Rules of the real workflow that the profile sends to "<gpu-partition>".
 GPU_RULES = ("sample_codes", "describe", "rewrite", "score_ppl", "finetune", "evaluate_generate")
 
+
+def _profile_defaults() -> list[str]:
+    """The profile's own default-resources with its placeholders pointed at the test cluster: a command-line
+    --default-resources replaces the profile's whole key, so every other default it ships (tasks_per_gpu)
+    goes along unchanged."""
+    import yaml
+
+    shipped = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())["default-resources"]
+    filled = dict(shipped, slurm_partition=PARTITION, slurm_account="test")
+    return [f"{k}={v}" for k, v in filled.items()]
+
+
 # Options that point the profile at the test cluster. A command-line value
 # replaces the profile's whole key (e.g. all of default-resources).
 CLUSTER_OVERRIDES = [
-    # The profile's `cores: 8` would ask for more CPUs per job than the test node has.
+    # Snakemake caps each job's threads at --cores; the profile's `cores: 1024` would let a rule ask sbatch for
+    # more CPUs than the test node has.
     "--cores",
     str(len(os.sched_getaffinity(0))),
     "--default-resources",
-    f"slurm_partition={PARTITION}",
-    "slurm_account=test",
-    "mem_mb=500",
-    "runtime=10",
+    *_profile_defaults(),
     "--slurm-init-seconds-before-status-checks",
     "1",
     "--retries",
@@ -221,6 +231,33 @@ def test_small_workflow_on_slurm(slurm_cluster, workbase):
         b = (local_dir / out).read_bytes()
         assert a == b, f"{out} differs between SLURM and local runs"
     assert (slurm_dir / "results/summary.txt").read_text() == "sum 210\nsum_of_squares 2870\n"
+
+
+def test_a_gpu_job_runs_once_and_sees_its_gpus(slurm_cluster, workbase):
+    """The node's fake GPUs (GRES; tests/slurm/cluster.sh): a job of a rule with `gpu: 2` is submitted through
+    the shipped profile, runs once (not once per GPU), and sees exactly 2 devices where its command runs."""
+    work = workbase / "gpus"
+    run = _snakemake(
+        "gpus/2.txt",
+        "--profile",
+        str(SLURM_PROFILE),
+        "--workflow-profile",
+        "none",
+        "--snakefile",
+        str(TEST_SNAKEFILE),
+        "--directory",
+        str(work),
+        *CLUSTER_OVERRIDES,
+        timeout=150,
+    )
+    assert run.returncode == 0, f"snakemake on SLURM failed:\n{_tail(run.stdout, 100)}"
+    (jobid,) = _submitted_jobs(run.stdout)["gpus"]
+    runs = (work / "runs" / "2.txt").read_text().splitlines()  # one line per copy of the command
+    assert len(runs) == 1, runs
+    job, devices = runs[0].split()
+    assert job == jobid and len(devices.split(",")) == 2 and len(set(devices.split(","))) == 2, runs
+    info = _scontrol_job(jobid)
+    assert "JobState=COMPLETED" in info and ("gpu:2" in info or "gpu=2" in info), info
 
 
 def test_real_workflow_on_slurm(slurm_cluster, workbase):
