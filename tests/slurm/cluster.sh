@@ -12,10 +12,10 @@
 # Layout:
 #   - one node (this host, on 127.0.0.1), one partition `debug` (Default=YES);
 #   - no cgroups (proctrack/linuxproc, task/none), no accounting database
+#     (accounting_storage/none: use `squeue` for job status, not `sacct`);
 #   - fake GPUs: the node declares $GIFT_SLURM_GPUS GPUs as SLURM GRES (GresTypes=gpu, Gres=gpu:N, a
 #     gres.conf whose File= lines name character devices made with mknod under $GIFT_SLURM_DIR/dev; no
 #     GPU behind them), so --gpus, CUDA_VISIBLE_DEVICES and GPU binding are SLURM's own behaviour;
-#     (accounting_storage/none: use `squeue` for job status, not `sacct`);
 #   - all state, spool, logs and pid files under $GIFT_SLURM_DIR (default /var/tmp/gift-slurm);
 #     not /tmp: on some machines /tmp is a small tmpfs that can be mounted over
 #     while the daemons run, which hides their state and pid files;
