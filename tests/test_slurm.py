@@ -235,7 +235,7 @@ def test_small_workflow_on_slurm(slurm_cluster, workbase):
 
 def test_a_gpu_job_runs_once_and_sees_its_gpus(slurm_cluster, workbase):
     """The node's fake GPUs (GRES; tests/slurm/cluster.sh): a job of a rule with `gpu: 2` is submitted through
-    the shipped profile, runs once (not once per GPU), and sees exactly 2 devices where its command runs."""
+    the shipped profile as one task, runs once, and sees exactly 2 devices where its command runs."""
     work = workbase / "gpus"
     run = _snakemake(
         "gpus/2.txt",
@@ -257,7 +257,9 @@ def test_a_gpu_job_runs_once_and_sees_its_gpus(slurm_cluster, workbase):
     job, devices = runs[0].split()
     assert job == jobid and len(devices.split(",")) == 2 and len(set(devices.split(","))) == 2, runs
     info = _scontrol_job(jobid)
-    assert "JobState=COMPLETED" in info and ("gpu:2" in info or "gpu=2" in info), info
+    assert "JobState=COMPLETED" in info and "TresPerJob=gres:gpu:2" in info, info
+    # one task with the rule's threads (without the profile's tasks_per_gpu: 0, NumTasks=2 and twice the CPUs)
+    assert "NumTasks=1" in info and "NumCPUs=1" in info, info
 
 
 def test_real_workflow_on_slurm(slurm_cluster, workbase):
