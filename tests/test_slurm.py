@@ -327,7 +327,8 @@ def test_real_workflow_on_slurm(slurm_cluster, workbase):
 
 def test_served_mode_inside_one_allocation(slurm_cluster, workbase):
     """generation.engine: served on SLURM: the workflow's Snakemake runs inside one allocation (docs/slurm.md),
-    owns the model server, which all jobs of the base model share, and takes it with it when the job ends."""
+    owns the model server, which all jobs of the base model share, and takes it with it when the job ends; the
+    allocation's (fake) GPUs are its `gpu` resource."""
     import json
 
     from gift import serve
@@ -342,13 +343,16 @@ def test_served_mode_inside_one_allocation(slurm_cluster, workbase):
     inner += ["--configfile", str(TINY_CONFIG), str(served), "--cores", "2", target]
     ncpu = str(len(os.sched_getaffinity(0)))
     run = _run(
-        ["sbatch", "--wait", "--partition", PARTITION, "--cpus-per-task", ncpu, "--mem", "6000", "--chdir", str(work)]
+        ["sbatch", "--wait", "--partition", PARTITION, "--cpus-per-task", ncpu, "--mem", "6000", "--gpus", "2"]
+        + ["--chdir", str(work)]
         + ["--output", str(work / "allocation.log"), "--wrap", " ".join(inner)],
         timeout=1500,
     )
     log = (work / "allocation.log").read_text(errors="replace") if (work / "allocation.log").exists() else ""
     assert run.returncode == 0, f"{run.stdout}\n{_tail(log, 80)}"
     assert (work / target).exists()
+    # the allocation's GPUs became the workflow's `gpu` resource without the user typing it (gift.devices)
+    assert "Provided resources: gpu=2" in log, _tail(log, 80)
     events = (work / ".snakemake" / "gift-serve" / "events.log").read_text().splitlines()
     assert sum(" start " in e for e in events) == 1, events
     assert events[-1].split()[3] == "stop", events
