@@ -352,7 +352,7 @@ def test_served_mode_inside_one_allocation(slurm_cluster, workbase):
     assert run.returncode == 0, f"{run.stdout}\n{_tail(log, 80)}"
     assert (work / target).exists()
     # the allocation's GPUs became the workflow's `gpu` resource without the user typing it (gift.devices)
-    assert "Provided resources: gpu=2" in log, _tail(log, 80)
+    assert re.search(r'^Provided resources: gpu=(Resource\("gpu", )?2\b', log, re.M), _tail(log, 80)
     events = (work / ".snakemake" / "gift-serve" / "events.log").read_text().splitlines()
     assert sum(" start " in e for e in events) == 1, events
     assert events[-1].split()[3] == "stop", events
