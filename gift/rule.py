@@ -65,8 +65,8 @@ def generation_settings(cfg: dict, whole: dict | None = None) -> dict:
 
 def backend(cfg: dict, model_path: str):
     """The generation backend for a model folder, with :func:`generation_settings`."""
-    from .backends import make_backend
     from .model import resolve
+    from .serve import make_backend
 
     print(f"model: {model_path} -> {resolve(model_path)}", file=sys.stderr)  # which model this job loads
     return make_backend(model_path, generation_settings(cfg))

@@ -10,6 +10,7 @@ from snakemake_interface_executor_plugins.settings import ExecMode
 
 from gift import hub, locks, serve
 from gift.analysis import ANALYSES
+from gift.devices import visible_gpus
 from gift.config import (
     TRAIN_HOW,
     ConfigError,
@@ -56,6 +57,21 @@ if workflow.exec_mode == ExecMode.DEFAULT and not workflow.output_settings.dryru
 # or a SLURM job's own), and stop when it ends, however it ends (gift.serve)
 if workflow.exec_mode in (ExecMode.DEFAULT, ExecMode.REMOTE):
     os.environ[serve.OWNER_ENV] = serve.me()
+    # its state needs flock: a folder without it stops a served run with one line, before any job runs
+    _served = config["generation"].get("engine") == "served"
+    if _served and not workflow.output_settings.dryrun:
+        if _no_flock := serve.flock_problem():
+            sys.exit(_no_flock)
+
+
+# the GPUs here (CUDA_VISIBLE_DEVICES, SLURM's allocation, nvidia-smi) are the `gpu` resource of the jobs this
+# Snakemake runs itself, unless --resources names it: GPU jobs never share the devices (gift.devices)
+if (
+    workflow.local_exec
+    and "gpu" not in workflow.global_resources
+    and (_gpus := visible_gpus())
+):
+    workflow.register_resource("gpu", _gpus)
 
 
 def stop_servers():

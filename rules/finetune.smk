@@ -9,6 +9,8 @@ from gift.launcher import launcher_command
 os.environ.update(
     GIFT_TRAIN_HOW=json.dumps({k: config["train"].get(k) for k in TRAIN_HOW}),
     GIFT_TRAIN_GPUS=str(resources_for("finetune").get("gpu", 0)),
+    # served mode: a fine-tuning owns the devices; no model server runs beside it (gift.serve claim)
+    GIFT_DEVICES_CLAIM="1" if config["generation"].get("engine") == "served" else "",
 )
 
 
@@ -53,6 +55,7 @@ rule finetune:
         # the `gift` package from this checkout ($GIFT_ROOT, rules/common.smk), whether or not it is
         # pip-installed in the env
         'PYTHONPATH="$GIFT_ROOT"${{PYTHONPATH:+:$PYTHONPATH}}'
+        ' ${{GIFT_DEVICES_CLAIM:+"$GIFT_PYTHON" -m gift.serve claim --}}'
         " {params.launcher} -m gift.train --model {input.model:q} --problems {input.problems:q}"
         " --selected {input.selected:q} --out {output:q} --config {params.train:q}"
         ' --device {params.device} --threads {threads} --how "$GIFT_TRAIN_HOW" > {log:q} 2>&1'

@@ -61,7 +61,7 @@ def test_the_child_side_imports_only_the_standard_library():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("folder, limit", [(GIFT, 600), (GIFT / "sandbox", 400)])
+@pytest.mark.parametrize("folder, limit", [(GIFT, 600), (GIFT / "sandbox", 400), (GIFT / "serve", 400)])
 def test_no_file_is_too_long(folder, limit):
     long = {str(p.relative_to(ROOT)): n for p in folder.rglob("*.py") if (n := len(p.read_text().splitlines())) > limit}
     assert long == {}
@@ -78,6 +78,17 @@ def test_no_two_modules_import_each_other():
         }
     )
     assert pairs == []
+
+
+def test_the_backends_know_no_server():
+    """Serving is one room: only gift.serve knows servers; the backends below it never import it."""
+    up = {
+        module_name(p): sorted(m for m in imports(p) if m == "gift.serve" or m.startswith("gift.serve."))
+        for p in (GIFT / "backends").rglob("*.py")
+    }
+    assert {m: deps for m, deps in up.items() if deps} == {}
+    known = {module_name(p) for p in GIFT.rglob("*.py") if "gift.serve.manager" in imports(p)}
+    assert known <= {"gift.serve", "gift.serve.backend", "gift.serve.watchdog"}, known
 
 
 def test_the_old_engine_name_still_works(tmp_path):

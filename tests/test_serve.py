@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gift import serve
+from gift.serve import manager as serve
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def state_dir(tmp_path_factory, owner):
 
 @pytest.fixture(scope="module")
 def served(state_dir, base_model_dir):
-    from gift.backends import make_backend
+    from gift.serve import make_backend
 
     return make_backend(str(base_model_dir), dict(GEN), progress=False)
 
@@ -73,7 +73,7 @@ def test_openai_backend_with_text_prompts(served, base_model_dir, backend):
     stop strings, and per-token NLL as the in-process model computes it for the server's own tokenisation."""
     import torch
 
-    from gift.backends import make_backend
+    from gift.serve import make_backend
 
     remote = make_backend(str(base_model_dir), {"backend": "openai", "base_url": served.base_url, "concurrency": 2})
     outs = remote.generate(PROMPTS[:2], n=2, temperature=0.8, top_p=0.95, max_new_tokens=24, seed=1)
@@ -92,7 +92,7 @@ def test_openai_backend_with_text_prompts(served, base_model_dir, backend):
 
 def test_a_second_job_leases_the_same_server(served, state_dir, base_model_dir):
     code = (
-        "from gift.backends import make_backend\n"
+        "from gift.serve import make_backend\n"
         f"b = make_backend({str(base_model_dir)!r}, {GEN!r}, progress=False)\n"
         "print('URL', b.base_url, b.generate(['def f():\\n'], n=1, temperature=0, max_new_tokens=4))\n"
     )
@@ -115,7 +115,7 @@ def test_an_idle_server_makes_room_for_data_parallel_replicas(served, state_dir,
     """max_servers 1 (one GPU): a job that needs another server (here the same model with
     --data-parallel-size 2, two engine replicas as one per GPU) stops the idle one first; requests spread over
     the replicas, each with its own seed, and the samples are the single engine's."""
-    from gift.backends import make_backend
+    from gift.serve import make_backend
 
     first = served.lease.dir
     served.lease.release()

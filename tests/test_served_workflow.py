@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gift import serve
+from gift.serve import manager as serve
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 R = "results/tiny"
 # every kind of job that runs the base model, the Gibbs chain's: 2 sample_codes, 1 describe, 1 score_ppl, and
-# 1 evaluate_generate (the RFT pools' jobs are the same rules on other inputs)
-TARGETS = [f"{R}/ppl/gibbs.jsonl", f"{R}/eval/base/samples.jsonl"]
+# 1 evaluate_generate (the RFT pools' jobs are the same rules on other inputs); and a fine-tuning (gift_noppl:
+# the chain's pool, no scoring), which must not run beside the server that stays up after the chain
+TARGETS = [f"{R}/ppl/gibbs.jsonl", f"{R}/eval/base/samples.jsonl", f"{R}/checkpoints/gift_noppl"]
 GENERATING = {"sample_codes": 2, "describe": 1, "score_ppl": 1, "evaluate_generate": 1}
 
 
@@ -39,6 +40,27 @@ def states(workdir):
 def events(workdir):
     f = workdir / ".snakemake" / "gift-serve" / "events.log"
     return f.read_text().splitlines() if f.exists() else []
+
+
+def no_finetuning_beside_a_server(lines: list[str]) -> int:
+    """From the events log (one line per event, in the order they happened): between a fine-tuning's claim
+    on the devices and its release no server is live, none having started before it still running and none
+    starting. Returns the number of fine-tunings."""
+    live, claims, n = set(), set(), 0
+    for line in lines:
+        what, name = line.split()[3], line.split()[4].rstrip(":")
+        if what == "start":
+            assert not claims, f"a server started while a fine-tuning ran: {line}"
+            live.add(name)
+        elif what == "stop":
+            live.discard(name)
+        elif what == "claim":
+            assert not live, f"a fine-tuning began beside the live server(s) {live}: {line}"
+            claims.add(name)
+            n += 1
+        elif what == "release":
+            claims.discard(name)
+    return n
 
 
 def nothing_left(workdir):
@@ -73,20 +95,27 @@ def test_one_server_for_all_jobs_of_a_model_a_killed_server_and_the_rerun(tmp_pa
     assert any("the server exited with -9" in e for e in events(work))
     nothing_left(work)
 
-    # run 2: the same command completes with one new server for every job of the base model
+    # run 2: the same command completes with one new server for every job of the base model (one more start
+    # when the fine-tuning stopped it while the chain's jobs still wanted it)
+    n1 = len(events(work))
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     print(f"served rerun: {time.time() - t0:.0f} s")
-    starts = [e for e in events(work) if " start " in e]
-    assert len(starts) == 2, events(work)
+    run2 = events(work)[n1:]
+    finetunings = no_finetuning_beside_a_server(run2)  # the fine-tuning ran alone (its claim waited)
+    assert finetunings == 1, run2
+    assert 1 <= sum(e.split()[3] == "start" for e in run2) <= 1 + finetunings, run2
     served = {}  # every job of the base model ran on a server (run 1's, if it finished before the kill)
     for rule in GENERATING:
         for log in (work / R / "logs" / rule).glob("*.log"):
             if "gift.serve: " in log.read_text(errors="replace") and "served at http://127.0.0.1:" in log.read_text():
                 served[rule] = served.get(rule, 0) + 1
     assert served == GENERATING, served
-    # the run's servers stopped when it finished (onsuccess), not when their idle timeout ran out
-    assert events(work)[-1].split()[3] == "stop" and events(work)[-1].endswith("asked to stop")
+    assert (work / R / "checkpoints/gift_noppl").is_dir()
+    # the run's servers stopped when it finished (onsuccess) or for the fine-tuning, not when their idle timeout
+    # ran out
+    stops = [e for e in run2 if e.split()[3] == "stop"]
+    assert stops and all(e.endswith("asked to stop") for e in stops), run2
     nothing_left(work)
     assert len(open(work / R / "ppl/gibbs.jsonl").readlines()) > 0

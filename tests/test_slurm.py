@@ -43,17 +43,27 @@ PARTITION = "debug"  # the one partition of tests/slurm/cluster.sh
 # Rules of the real workflow that the profile sends to "<gpu-partition>".
 GPU_RULES = ("sample_codes", "describe", "rewrite", "score_ppl", "finetune", "evaluate_generate")
 
+
+def _profile_defaults() -> list[str]:
+    """The profile's own default-resources with its placeholders pointed at the test cluster: a command-line
+    --default-resources replaces the profile's whole key, so every other default it ships (tasks_per_gpu)
+    goes along unchanged."""
+    import yaml
+
+    shipped = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())["default-resources"]
+    filled = dict(shipped, slurm_partition=PARTITION, slurm_account="test")
+    return [f"{k}={v}" for k, v in filled.items()]
+
+
 # Options that point the profile at the test cluster. A command-line value
 # replaces the profile's whole key (e.g. all of default-resources).
 CLUSTER_OVERRIDES = [
-    # The profile's `cores: 8` would ask for more CPUs per job than the test node has.
+    # Snakemake caps each job's threads at --cores; the profile's `cores: 1024` would let a rule ask sbatch for
+    # more CPUs than the test node has.
     "--cores",
     str(len(os.sched_getaffinity(0))),
     "--default-resources",
-    f"slurm_partition={PARTITION}",
-    "slurm_account=test",
-    "mem_mb=500",
-    "runtime=10",
+    *_profile_defaults(),
     "--slurm-init-seconds-before-status-checks",
     "1",
     "--retries",
@@ -223,6 +233,35 @@ def test_small_workflow_on_slurm(slurm_cluster, workbase):
     assert (slurm_dir / "results/summary.txt").read_text() == "sum 210\nsum_of_squares 2870\n"
 
 
+def test_a_gpu_job_runs_once_and_sees_its_gpus(slurm_cluster, workbase):
+    """The node's fake GPUs (GRES; tests/slurm/cluster.sh): a job of a rule with `gpu: 2` is submitted through
+    the shipped profile as one task, runs once, and sees exactly 2 devices where its command runs."""
+    work = workbase / "gpus"
+    run = _snakemake(
+        "gpus/2.txt",
+        "--profile",
+        str(SLURM_PROFILE),
+        "--workflow-profile",
+        "none",
+        "--snakefile",
+        str(TEST_SNAKEFILE),
+        "--directory",
+        str(work),
+        *CLUSTER_OVERRIDES,
+        timeout=150,
+    )
+    assert run.returncode == 0, f"snakemake on SLURM failed:\n{_tail(run.stdout, 100)}"
+    (jobid,) = _submitted_jobs(run.stdout)["gpus"]
+    runs = (work / "runs" / "2.txt").read_text().splitlines()  # one line per copy of the command
+    assert len(runs) == 1, runs
+    job, devices = runs[0].split()
+    assert job == jobid and len(devices.split(",")) == 2 and len(set(devices.split(","))) == 2, runs
+    info = _scontrol_job(jobid)
+    assert "JobState=COMPLETED" in info and "TresPerJob=gres:gpu:2" in info, info
+    # one task with the rule's threads (without the profile's tasks_per_gpu: 0, NumTasks=2 and twice the CPUs)
+    assert "NumTasks=1" in info and "NumCPUs=1" in info, info
+
+
 def test_real_workflow_on_slurm(slurm_cluster, workbase):
     if not REAL_SNAKEFILE.is_file():
         pytest.skip(f"{REAL_SNAKEFILE.relative_to(REPO)} does not exist yet")
@@ -288,7 +327,8 @@ def test_real_workflow_on_slurm(slurm_cluster, workbase):
 
 def test_served_mode_inside_one_allocation(slurm_cluster, workbase):
     """generation.engine: served on SLURM: the workflow's Snakemake runs inside one allocation (docs/slurm.md),
-    owns the model server, which all jobs of the base model share, and takes it with it when the job ends."""
+    owns the model server, which all jobs of the base model share, and takes it with it when the job ends; the
+    allocation's (fake) GPUs are its `gpu` resource."""
     import json
 
     from gift import serve
@@ -303,13 +343,16 @@ def test_served_mode_inside_one_allocation(slurm_cluster, workbase):
     inner += ["--configfile", str(TINY_CONFIG), str(served), "--cores", "2", target]
     ncpu = str(len(os.sched_getaffinity(0)))
     run = _run(
-        ["sbatch", "--wait", "--partition", PARTITION, "--cpus-per-task", ncpu, "--mem", "6000", "--chdir", str(work)]
+        ["sbatch", "--wait", "--partition", PARTITION, "--cpus-per-task", ncpu, "--mem", "6000", "--gpus", "2"]
+        + ["--chdir", str(work)]
         + ["--output", str(work / "allocation.log"), "--wrap", " ".join(inner)],
         timeout=1500,
     )
     log = (work / "allocation.log").read_text(errors="replace") if (work / "allocation.log").exists() else ""
     assert run.returncode == 0, f"{run.stdout}\n{_tail(log, 80)}"
     assert (work / target).exists()
+    # the allocation's GPUs became the workflow's `gpu` resource without the user typing it (gift.devices)
+    assert re.search(r'^Provided resources: gpu=(Resource\("gpu", )?2\b', log, re.M), _tail(log, 80)
     events = (work / ".snakemake" / "gift-serve" / "events.log").read_text().splitlines()
     assert sum(" start " in e for e in events) == 1, events
     assert events[-1].split()[3] == "stop", events

