@@ -57,7 +57,7 @@ def test_a_fine_tuning_waits_for_the_servers_and_no_server_starts_beside_it(tmp_
     monkeypatch.setenv("PYTHONPATH", str(root))
     try:
         d = tmp_path / "srv"
-        manager._start(d, ["sleep", "600", "--model", "m", "--port", "0"], dict(manager.DEFAULTS))
+        manager._start(d, ["sleep", "600", "--model", "m", "--port", "0"], dict(manager.DEFAULTS), cpu=True)
         assert manager._local_servers(tmp_path) == [d]
         probe = "import sys; from gift.serve import manager as m; p = m.Path(sys.argv[1]); "
         probe += "print(len(m._local_servers(p)), len(m._claims(p)))"
