@@ -140,6 +140,50 @@ def check_files(config: dict) -> None:
             raise ConfigError(f"config error: {e}") from None
 
 
+# where each dataset's full release comes from, for the one-line error of a missing data path
+HOW_TO_GET = {
+    "appsplus": "StepCoder's APPS+ release (test.json) saved there, docs/datasets.md",
+    "apps": "the APPS release unpacked there, or hf:codeparrot/apps, docs/datasets.md",
+    "mbppplus": "EvalPlus's release MbppPlus-v0.2.0.jsonl saved there, or hf:evalplus/mbppplus, docs/datasets.md",
+    "humaneval": "OpenAI's release HumanEval.jsonl.gz saved there, or hf:openai/openai_humaneval, docs/datasets.md",
+    "humanevalplus": "EvalPlus's release HumanEvalPlus-<v>.jsonl saved there, or hf:evalplus/humanevalplus",
+    "codeinsight": "the dataset's train.jsonl / test.jsonl in that folder, docs/datasets.md",
+}
+AUTHORS_REPO = "data/full/authors"
+IMAGE_DOC = "docs/environments.md"
+
+
+def _how_to_get(dataset: str, path: str) -> str:
+    if path.startswith(AUTHORS_REPO):
+        return f"the authors' repository: git clone https://github.com/Alex-HaochenLi/GiFT {AUTHORS_REPO}"
+    return HOW_TO_GET.get(dataset, "docs/datasets.md says where each dataset comes from")
+
+
+def input_errors(config: dict, keys: dict[str, str], exists=None) -> list[str]:
+    """One line per input the config names that is not there, before anything is planned: each split's data
+    path (``keys``: split -> the config key its path came from, ``data.path`` or ``data.<split>.path``) that
+    is neither a hub spec, a URL nor an existing file or folder, and a ``container`` image given as a local
+    file (not ``docker://...``). ``exists``: the test for a path (default ``os.path.exists``)."""
+    import os
+
+    from .datasets.sources import is_hub, is_url
+
+    exists = exists or os.path.exists
+    out = []
+    seen = set()
+    for split in ("seed", "test"):
+        spec = config["data"][split]
+        path = str(spec["path"])
+        if path in seen or is_hub(path) or is_url(path) or exists(path):
+            continue
+        seen.add(path)
+        out.append(f"{keys[split]}: no such file or folder '{path}' (get it: {_how_to_get(spec['dataset'], path)})")
+    image = config.get("container")
+    if image and "://" not in image and not exists(os.path.expanduser(image)):
+        out.append(f"container: no such image file '{image}' (an image file, or docker://<image>, {IMAGE_DOC})")
+    return out
+
+
 # `generation` settings that change how a job runs, not what it writes: left out of the rules' params (a
 # change reruns nothing); the jobs read them from the whole config (gift.rule.backend)
 GENERATION_HOW = ("engine", "serve", "concurrency", "data_parallel_size", "kv_cache_gib", "gpu_memory_utilization")

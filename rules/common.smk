@@ -16,6 +16,7 @@ from gift.config import (
     check,
     check_files,
     evaluator,
+    input_errors,
     placeholders,
     rule_settings,
 )
@@ -107,11 +108,17 @@ def _data_path(path):
     return shipped if os.path.exists(shipped) else path
 
 
-# each split may name its own dataset and path (MBPP seeds, MBPP+ tests)
+# each split may name its own dataset and path (MBPP seeds, MBPP+ tests); a path that is not there stops
+# the run (dry or real) with one line naming its key (gift.config.input_errors)
+_path_keys = {}
 for _name in ("seed", "test"):
     _split = config["data"][_name]
     _split.setdefault("dataset", config["data"]["dataset"])
+    _path_keys[_name] = f"data.{_name}.path" if "path" in _split else "data.path"
     _split["path"] = _data_path(_split.get("path", config["data"]["path"]))
+_missing = input_errors(config, _path_keys)
+if workflow.exec_mode == ExecMode.DEFAULT and _missing:
+    sys.exit(f"config error: {_missing[0]}")
 
 
 # Fetch once, then offline (gift.hub): hub models, `hf:` datasets and release URLs are downloaded by the local
