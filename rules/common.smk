@@ -21,6 +21,7 @@ from gift.config import (
     rule_settings,
 )
 from gift.model import ModelSpecError
+from gift.published import has_published_numbers
 
 try:
     check(config)
@@ -250,11 +251,12 @@ CFG_KEYS = {
         "evaluation.gt_time_limit_factor",
         "codeinsight",
     ],
-    "table": ["experiment", "seed", "data.dataset", "statistics"],
+    "table": ["experiment", "seed", "data.dataset", "data.test.dataset", "statistics"],
+    "figures": ["ppl.condition"],
     "epochs_table": ["experiment", "train.epochs"],
     "replicates_table": ["experiment", "seed", "replicates", "statistics"],
     "compare_published": ["experiment", "data.dataset"],
-    "selection_ablation": ["methods", "gibbs.iterations", "seed", "statistics"],
+    "selection_ablation": ["methods", "gibbs.iterations", "seed", "statistics", "ppl.condition"],
     "analysis": ["analysis.embedding"],
 }
 
