@@ -119,6 +119,61 @@ def _semantic_errors(config: dict) -> list[str]:
     return []
 
 
+def _schema_at(schema: dict, node: dict | None) -> dict:
+    """``node`` with a ``$ref`` into the schema's definitions followed."""
+    node = node or {}
+    ref = node.get("$ref", "")
+    return schema["definitions"][ref.rsplit("/", 1)[-1]] if ref.startswith("#/definitions/") else node
+
+
+def _scalar(text: str, types: list[str]):
+    """``text`` (a value Snakemake's ``--config`` left as a string) as the schema's scalar type, or unchanged."""
+    s = text.strip()
+    for name in types:
+        try:
+            if name == "integer" and re.fullmatch(r"[+-]?\d+", s):
+                return int(s)
+            if name == "number":
+                return float(s) if re.search(r"[.eE]", s) else int(s)
+        except ValueError:
+            continue
+        if name == "boolean" and s.lower() in ("true", "false"):
+            return s.lower() == "true"
+        if name == "null" and s in ("null", "~", "None"):
+            return None
+    return text
+
+
+def from_command_line(config: dict, schema: dict | None = None) -> dict:
+    """What ``--config`` gives, made as a config file would give it: Snakemake parses a nested value
+    (``--config "selection={k: 6}"``) without types, so a string where the schema wants a number, a
+    boolean or null becomes one (``"6"`` -> 6, ``"null"`` -> None; other strings stay and fail the check);
+    a method set to null (``methods: {rft_rd: null}``, in a file or on the command line) is left out."""
+    schema = schema or load_schema()
+
+    def walk(value, node):
+        node = _schema_at(schema, node)
+        if isinstance(value, dict):
+            props = node.get("properties") or {}
+            extra = node.get("additionalProperties")
+            return {
+                k: walk(v, props.get(k) if k in props else (extra if isinstance(extra, dict) else None))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [walk(v, node.get("items") if isinstance(node.get("items"), dict) else None) for v in value]
+        if isinstance(value, str) and node.get("type") not in (None, "string"):
+            types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+            return _scalar(value, types) if "string" not in types else value
+        return value
+
+    out = walk(config, schema)
+    methods = out.get("methods")
+    if isinstance(methods, dict):
+        out["methods"] = {k: v for k, v in methods.items() if v is not None and v != "null"}
+    return out
+
+
 def check(config: dict, source: str = "config") -> None:
     """Raise ConfigError with a one-line message for the first problem found."""
     errs = errors(config)

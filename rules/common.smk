@@ -16,6 +16,7 @@ from gift.config import (
     check,
     check_files,
     evaluator,
+    from_command_line,
     input_errors,
     placeholders,
     rule_settings,
@@ -23,6 +24,8 @@ from gift.config import (
 from gift.model import ModelSpecError
 from gift.published import has_published_numbers
 
+# --config values typed as the schema says; a method set to null is left out (docs/configuration.md)
+config.update(from_command_line(config))
 try:
     check(config)
 except ConfigError as e:
@@ -256,7 +259,13 @@ CFG_KEYS = {
     "epochs_table": ["experiment", "train.epochs"],
     "replicates_table": ["experiment", "seed", "replicates", "statistics"],
     "compare_published": ["experiment", "data.dataset"],
-    "selection_ablation": ["methods", "gibbs.iterations", "seed", "statistics", "ppl.condition"],
+    "selection_ablation": [
+        "methods",
+        "gibbs.iterations",
+        "seed",
+        "statistics",
+        "ppl.condition",
+    ],
     "analysis": ["analysis.embedding"],
 }
 
