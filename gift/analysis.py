@@ -71,8 +71,8 @@ def compare_distinct(pools: dict[str, list[dict]], equal_budget: bool = True):
 
     With ``equal_budget`` every pool is cut, per problem, to the smallest number of codes any pool holds
     for it (a problem missing from a pool has budget 0 there), so the counts compare the same number of
-    codes. Columns: ``task_id``, ``budget`` (None without equal budget), then ``<pool>_codes`` and
-    ``<pool>_distinct`` per pool."""
+    codes. Columns: ``task_id``, ``budget`` (with equal budget only: no empty column), then ``<pool>_codes``
+    and ``<pool>_distinct`` per pool."""
     import pandas as pd
 
     counts: dict[str, dict[str, int]] = {}
@@ -83,7 +83,8 @@ def compare_distinct(pools: dict[str, list[dict]], equal_budget: bool = True):
         counts[name] = c
     tasks = sorted(set().union(*[set(c) for c in counts.values()])) if counts else []
     budgets = {t: min(counts[n].get(t, 0) for n in pools) for t in tasks} if equal_budget else {}
-    out = {t: {"task_id": t, "budget": budgets.get(t)} for t in tasks}
+    first = ["task_id", "budget"] if equal_budget else ["task_id"]
+    out = {t: {"task_id": t, "budget": budgets[t]} if equal_budget else {"task_id": t} for t in tasks}
     for name, rows in pools.items():
         by_task: dict[str, list[dict]] = defaultdict(list)
         for r in rows:
@@ -94,10 +95,8 @@ def compare_distinct(pools: dict[str, list[dict]], equal_budget: bool = True):
                 sel = sel[: budgets[t]]
             out[t][f"{name}_codes"] = len(sel)
             out[t][f"{name}_distinct"] = len({normalize_code(r["code"]) for r in sel})
-    df = pd.DataFrame(
-        list(out.values()), columns=["task_id", "budget"] + [f"{n}_{k}" for n in pools for k in ("codes", "distinct")]
-    )
-    total = {"task_id": "TOTAL", "budget": int(sum(budgets.values())) if equal_budget else None}
+    df = pd.DataFrame(list(out.values()), columns=first + [f"{n}_{k}" for n in pools for k in ("codes", "distinct")])
+    total = {"task_id": "TOTAL", "budget": int(sum(budgets.values()))} if equal_budget else {"task_id": "TOTAL"}
     for n in pools:
         for k in ("codes", "distinct"):
             total[f"{n}_{k}"] = int(df[f"{n}_{k}"].sum()) if len(df) else 0

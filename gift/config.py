@@ -119,6 +119,61 @@ def _semantic_errors(config: dict) -> list[str]:
     return []
 
 
+def _schema_at(schema: dict, node: dict | None) -> dict:
+    """``node`` with a ``$ref`` into the schema's definitions followed."""
+    node = node or {}
+    ref = node.get("$ref", "")
+    return schema["definitions"][ref.rsplit("/", 1)[-1]] if ref.startswith("#/definitions/") else node
+
+
+def _scalar(text: str, types: list[str]):
+    """``text`` (a value Snakemake's ``--config`` left as a string) as the schema's scalar type, or unchanged."""
+    s = text.strip()
+    for name in types:
+        try:
+            if name == "integer" and re.fullmatch(r"[+-]?\d+", s):
+                return int(s)
+            if name == "number":
+                return float(s) if re.search(r"[.eE]", s) else int(s)
+        except ValueError:
+            continue
+        if name == "boolean" and s.lower() in ("true", "false"):
+            return s.lower() == "true"
+        if name == "null" and s in ("null", "~", "None"):
+            return None
+    return text
+
+
+def from_command_line(config: dict, schema: dict | None = None) -> dict:
+    """What ``--config`` gives, made as a config file would give it: Snakemake parses a nested value
+    (``--config "selection={k: 6}"``) without types, so a string where the schema wants a number, a
+    boolean or null becomes one (``"6"`` -> 6, ``"null"`` -> None; other strings stay and fail the check);
+    a method set to null (``methods: {rft_rd: null}``, in a file or on the command line) is left out."""
+    schema = schema or load_schema()
+
+    def walk(value, node):
+        node = _schema_at(schema, node)
+        if isinstance(value, dict):
+            props = node.get("properties") or {}
+            extra = node.get("additionalProperties")
+            return {
+                k: walk(v, props.get(k) if k in props else (extra if isinstance(extra, dict) else None))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [walk(v, node.get("items") if isinstance(node.get("items"), dict) else None) for v in value]
+        if isinstance(value, str) and node.get("type") not in (None, "string"):
+            types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+            return _scalar(value, types) if "string" not in types else value
+        return value
+
+    out = walk(config, schema)
+    methods = out.get("methods")
+    if isinstance(methods, dict):
+        out["methods"] = {k: v for k, v in methods.items() if v is not None and v != "null"}
+    return out
+
+
 def check(config: dict, source: str = "config") -> None:
     """Raise ConfigError with a one-line message for the first problem found."""
     errs = errors(config)
@@ -138,6 +193,50 @@ def check_files(config: dict) -> None:
             read_examples_file(path)
         except ExamplesError as e:
             raise ConfigError(f"config error: {e}") from None
+
+
+# where each dataset's full release comes from, for the one-line error of a missing data path
+HOW_TO_GET = {
+    "appsplus": "StepCoder's APPS+ release (test.json) saved there, docs/datasets.md",
+    "apps": "the APPS release unpacked there, or hf:codeparrot/apps, docs/datasets.md",
+    "mbppplus": "EvalPlus's release MbppPlus-v0.2.0.jsonl saved there, or hf:evalplus/mbppplus, docs/datasets.md",
+    "humaneval": "OpenAI's release HumanEval.jsonl.gz saved there, or hf:openai/openai_humaneval, docs/datasets.md",
+    "humanevalplus": "EvalPlus's release HumanEvalPlus-<v>.jsonl saved there, or hf:evalplus/humanevalplus",
+    "codeinsight": "the dataset's train.jsonl / test.jsonl in that folder, docs/datasets.md",
+}
+AUTHORS_REPO = "data/full/authors"
+IMAGE_DOC = "docs/environments.md"
+
+
+def _how_to_get(dataset: str, path: str) -> str:
+    if path.startswith(AUTHORS_REPO):
+        return f"the authors' repository: git clone https://github.com/Alex-HaochenLi/GiFT {AUTHORS_REPO}"
+    return HOW_TO_GET.get(dataset, "docs/datasets.md says where each dataset comes from")
+
+
+def input_errors(config: dict, keys: dict[str, str], exists=None) -> list[str]:
+    """One line per input the config names that is not there, before anything is planned: each split's data
+    path (``keys``: split -> the config key its path came from, ``data.path`` or ``data.<split>.path``) that
+    is neither a hub spec, a URL nor an existing file or folder, and a ``container`` image given as a local
+    file (not ``docker://...``). ``exists``: the test for a path (default ``os.path.exists``)."""
+    import os
+
+    from .datasets.sources import is_hub, is_url
+
+    exists = exists or os.path.exists
+    out = []
+    seen = set()
+    for split in ("seed", "test"):
+        spec = config["data"][split]
+        path = str(spec["path"])
+        if path in seen or is_hub(path) or is_url(path) or exists(path):
+            continue
+        seen.add(path)
+        out.append(f"{keys[split]}: no such file or folder '{path}' (get it: {_how_to_get(spec['dataset'], path)})")
+    image = config.get("container")
+    if image and "://" not in image and not exists(os.path.expanduser(image)):
+        out.append(f"container: no such image file '{image}' (an image file, or docker://<image>, {IMAGE_DOC})")
+    return out
 
 
 # `generation` settings that change how a job runs, not what it writes: left out of the rules' params (a

@@ -5,7 +5,7 @@ API (see docs/mbppplus.md)::
     from gift.datasets import load_split
     from gift.evalplus import compute_expected, load_expected, evaluate
 
-    problems = load_split("mbppplus", "/work/shared/data/mbppplus/MbppPlus-v0.2.0.jsonl", "test")
+    problems = load_split("mbppplus", "MbppPlus-v0.2.0.jsonl", "test")
     expected = compute_expected(problems, "results/mbppplus-expected.json")   # cached file artifact
     res = evaluate(problems, samples, expected)       # samples: [{"task_id", "solution"}, ...]
     res["scores"]  # {"base": {"pass@1": ...}, "plus": {...}}  (MBPP and MBPP+)

@@ -18,6 +18,47 @@ NOT_PUBLISHED = "not in the paper"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "published" / "results.csv"
 
 
+NOTHING_PUBLISHED = (
+    "No published number of the GiFT paper is recorded (data/published/results.csv holds none; "
+    "docs/paper-map.md says how to add them), so this run is compared with nothing."
+)
+SHOWN = ["model", "dataset", "method", "metric", "published", "this run", "difference"]
+
+
+def has_published_numbers(path: str | Path = DEFAULT_PATH) -> bool:
+    """Whether the published-numbers CSV holds at least one row (read with the standard library: the
+    workflow asks when it loads)."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            return any(any(cell.strip() for cell in row) for row in list(csv.reader(f))[1:])
+    except FileNotFoundError:
+        return False
+
+
+def comparison_rows(published_df, ours_df):
+    """The comparison table: one row per published cell (``SHOWN`` columns), this run's number beside it or
+    ``needs paper-scale run``; no row for a cell the paper has no number for (an empty table when nothing
+    is published: the caller writes :data:`NOTHING_PUBLISHED` instead)."""
+    import pandas as pd
+
+    m = compare(published_df, ours_df)
+    rows = [
+        {
+            "model": r.model,
+            "dataset": r.dataset,
+            "method": r.method,
+            "metric": r.metric,
+            "published": f"{r.published:.1f}",
+            "this run": NEEDS_RUN if pd.isna(r.ours) else f"{r.ours:.1f}",
+            "difference": "" if pd.isna(r.ours) else f"{r.difference:+.1f}",
+        }
+        for r in m.itertuples()
+    ]
+    return pd.DataFrame(rows, columns=SHOWN)
+
+
 def load_published(path: str | Path = DEFAULT_PATH):
     """The published-numbers CSV as a DataFrame with :data:`COLUMNS` (extra columns are kept).
 

@@ -58,9 +58,20 @@ def figure_iterations(df, path: str) -> None:
     plt.close(fig)
 
 
-def figure_ppl(ppl_files: list[str], path: str) -> None:
+PPL_CONDITION = {
+    "chain": "the description that produced it (ppl.condition: chain)",
+    "seed": "the seed description (ppl.condition: seed)",
+}
+
+
+def ppl_axis_label(condition: str) -> str:
+    """The PPL axis's label, naming what the perplexity is conditioned on (``ppl.condition``)."""
+    return f"Perplexity of the code under {PPL_CONDITION[condition]}"
+
+
+def figure_ppl(ppl_files: list[str], path: str, condition: str = "chain") -> None:
     """PPL of every pooled code, one row per pool: box plot with every code as a point (readable for
-    pools of 3 codes and of 30,000)."""
+    pools of 3 codes and of 30,000); the axis names ``condition`` (``ppl.condition``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +90,7 @@ def figure_ppl(ppl_files: list[str], path: str) -> None:
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(6, 3.2))
     _ppl_rows(ax, groups, "no passing code in either pool")
-    ax.set_xlabel("Perplexity of the code under the seed description")
+    ax.set_xlabel(ppl_axis_label(condition))
     ax.set_ylabel("")
     ax.set_title("PPL of the pooled codes (higher: longer tail)")
     _save(fig, path)
@@ -181,7 +192,20 @@ def figure_analysis(distinct_passing, growth, drift, path: str) -> None:
     plt.close(fig)
 
 
-def figure_selection(df, selected_files: list[str], path: str) -> None:
+def iterations_panel_note(iterations) -> str:
+    """What the "number of iterations" panel needs when it cannot be drawn (``""`` when it can): methods on
+    the Gibbs pool with at least two different ``iterations`` values, else one point says nothing."""
+    used = sorted({int(v) for v in iterations})
+    if len(used) >= 2:
+        return ""
+    have = f"all methods use {used[0]} iteration(s)" if used else "no method trains on the Gibbs pool"
+    return (
+        f"Not drawn: {have}.\nThe effect of the number of iterations needs methods\nwith at least two "
+        "values of `iterations`\n(e.g. config/ablations/iterations.yaml)."
+    )
+
+
+def figure_selection(df, selected_files: list[str], path: str, condition: str = "chain") -> None:
     """Two panels: the PPL of every drawn training code per method (what each weighting favours), and
     greedy pass@1 against the number of Gibbs iterations whose codes were used (methods on the Gibbs pool)."""
     import matplotlib
@@ -197,11 +221,16 @@ def figure_selection(df, selected_files: list[str], path: str) -> None:
         drawn = read_jsonl(f)
         groups.append((f"{label(Path(f).stem)} (n = {len(drawn)})", drawn))
     _ppl_rows(a, groups, "no training code was drawn")
-    a.set_xlabel("PPL of the drawn code (ppl.condition)")
+    a.set_xlabel(f"PPL of the drawn code (ppl.condition: {condition})")
     a.set_ylabel("")
     a.set_title("Training codes drawn by each selection")
     g = df[df["pool"] == "gibbs"].copy()
-    if len(g):
+    note = iterations_panel_note(g["iterations"] if len(g) else [])
+    if note:
+        b.text(0.5, 0.5, note, ha="center", va="center", wrap=True, fontsize=9, transform=b.transAxes)
+        b.set_xticks([])
+        b.set_yticks([])
+    else:
         g["selection"] = g.apply(
             lambda r: r["weighting"] + (f" T={r['temperature']:g}" if r["weighting"] == "softmax" else ""), axis=1
         )
@@ -214,8 +243,8 @@ def figure_selection(df, selected_files: list[str], path: str) -> None:
         sns.lineplot(data=g.sort_values("iterations"), x="x", y="pass@1 (greedy)", hue="selection", marker="o", ax=b)
         b.set_xticks(sorted(g["iterations"].unique()))
         b.legend(title=None, fontsize=8)
-    b.set_xlabel("Gibbs iterations used")
-    b.set_ylabel("pass@1, greedy (%)")
+        b.set_xlabel("Gibbs iterations used")
+        b.set_ylabel("pass@1, greedy (%)")
     b.set_title("Effect of the number of iterations")
     fig.tight_layout()
     _save(fig, path)

@@ -74,6 +74,46 @@ def _interval_columns(row: dict, values: dict[str, dict[str, float]], b: int, se
         row[col], row[f"{col} lower"], row[f"{col} upper"] = 100 * mean, 100 * lo, 100 * hi
 
 
+DATASET_NAMES = {
+    "mbpp": "MBPP",
+    "mbppplus": "MBPP+",
+    "humaneval": "HumanEval",
+    "humanevalplus": "HumanEval+",
+    "codeinsight": "CodeInsight",
+    "apps": "APPS",
+    "appsplus": "APPS+",
+}
+
+
+def benchmarks_scored(columns) -> list[str]:
+    """The benchmarks a table's columns score, in order (``MBPP+ pass@1 (greedy)`` -> ``MBPP+``); ``[]``
+    when the columns carry no benchmark name (a test set scored by its own tests)."""
+    out: list[str] = []
+    for col in columns:
+        head, sep, _ = str(col).partition(" pass@")
+        if sep and head and head not in out:
+            out.append(head)
+    return out
+
+
+def main_caption(columns, n: int, test_dataset: str, experiment: str, b: int) -> str:
+    """The main table's caption: the test set and the benchmark(s) its cells score (an MBPP+ test set is
+    scored as MBPP+ and as MBPP, EvalPlus's way)."""
+    name = DATASET_NAMES.get(test_dataset, test_dataset)
+    scored = benchmarks_scored(columns)
+    if len(scored) > 1:  # EvalPlus's two benchmarks: the plus one from base + plus inputs
+        how = ", scored as " + " and as ".join(
+            f"{s} ({'base + plus inputs' if s.endswith('+') else 'base inputs'})" for s in scored
+        )
+    else:
+        how = f", scored as {scored[0]}" if scored else f", scored by each problem's {name} tests"
+    return (
+        f"Pass rates (%) on {n} held-out {name} problems{how}, experiment {experiment}, with 95 % bootstrap "
+        f"intervals over problems ({b} resamples). {MARKERS['base']} / {MARKERS['rft']}: the paired 95 % "
+        "bootstrap interval of the difference to the base model / RFT excludes 0 (tables/comparison_paired)."
+    )
+
+
 def main_table(score_files: list[str], per_problem_files: list[str], *, b: int = 10000, seed: int = 0):
     """One row per model, one column per metric (percent) with its bootstrap interval over problems, and a
     marker column per metric: † / ‡ where the paired interval against the base model / RFT excludes 0."""

@@ -17,11 +17,16 @@ from gift.config import (
     check,
     check_files,
     evaluator,
+    from_command_line,
+    input_errors,
     placeholders,
     rule_settings,
 )
 from gift.model import ModelSpecError
+from gift.published import has_published_numbers
 
+# --config values typed as the schema says; a method set to null is left out (docs/configuration.md)
+config.update(from_command_line(config))
 try:
     check(config)
 except ConfigError as e:
@@ -123,11 +128,17 @@ def _data_path(path):
     return shipped if os.path.exists(shipped) else path
 
 
-# each split may name its own dataset and path (MBPP seeds, MBPP+ tests)
+# each split may name its own dataset and path (MBPP seeds, MBPP+ tests); a path that is not there stops
+# the run (dry or real) with one line naming its key (gift.config.input_errors)
+_path_keys = {}
 for _name in ("seed", "test"):
     _split = config["data"][_name]
     _split.setdefault("dataset", config["data"]["dataset"])
+    _path_keys[_name] = f"data.{_name}.path" if "path" in _split else "data.path"
     _split["path"] = _data_path(_split.get("path", config["data"]["path"]))
+_missing = input_errors(config, _path_keys)
+if workflow.exec_mode == ExecMode.DEFAULT and _missing:
+    sys.exit(f"config error: {_missing[0]}")
 
 
 # Fetch once, then offline (gift.hub): hub models, `hf:` datasets and release URLs are downloaded by the local
@@ -259,11 +270,18 @@ CFG_KEYS = {
         "evaluation.gt_time_limit_factor",
         "codeinsight",
     ],
-    "table": ["experiment", "seed", "data.dataset", "statistics"],
+    "table": ["experiment", "seed", "data.dataset", "data.test.dataset", "statistics"],
+    "figures": ["ppl.condition"],
     "epochs_table": ["experiment", "train.epochs"],
     "replicates_table": ["experiment", "seed", "replicates", "statistics"],
     "compare_published": ["experiment", "data.dataset"],
-    "selection_ablation": ["methods", "gibbs.iterations", "seed", "statistics"],
+    "selection_ablation": [
+        "methods",
+        "gibbs.iterations",
+        "seed",
+        "statistics",
+        "ppl.condition",
+    ],
     "analysis": ["analysis.embedding"],
 }
 

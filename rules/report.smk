@@ -16,27 +16,31 @@ rule table:
         csv=report(
             f"{R}/tables/main.csv",
             caption="../report/main_table.rst",
-            category="Results",
+            category="Main results",
+            subcategory="Pass rates",
         ),
         md=f"{R}/tables/main.md",
         tex=f"{R}/tables/main.tex",
         paired_csv=report(
             f"{R}/tables/comparison_paired.csv",
             caption="../report/comparison_paired.rst",
-            category="Results",
+            category="Main results",
+            subcategory="Paired comparisons",
         ),
         paired_md=f"{R}/tables/comparison_paired.md",
         paired_tex=f"{R}/tables/comparison_paired.tex",
         figure=report(
             f"{R}/figures/scores.png",
             caption="../report/scores.rst",
-            category="Results",
+            category="Main results",
+            subcategory="Pass rates",
         ),
         figure_pdf=f"{R}/figures/scores.pdf",
         training_loss=report(
             f"{R}/figures/training_loss.png",
             caption="../report/training_loss.rst",
-            category="Results",
+            category="Training",
+            subcategory="Loss",
         ),
         training_loss_pdf=f"{R}/figures/training_loss.pdf",
     log:
@@ -63,7 +67,8 @@ rule epochs_table:
         csv=report(
             f"{R}/tables/epochs.csv",
             caption="../report/epochs_table.rst",
-            category="Results",
+            category="Training",
+            subcategory="Per epoch",
         ),
         md=f"{R}/tables/epochs.md",
         tex=f"{R}/tables/epochs.tex",
@@ -91,7 +96,8 @@ rule replicates_table:
         csv=report(
             f"{R0}/tables/replicates.csv",
             caption="../report/replicates_table.rst",
-            category="Results",
+            category="Main results",
+            subcategory="Replicate seeds",
         ),
         md=f"{R0}/tables/replicates.md",
         tex=f"{R0}/tables/replicates.tex",
@@ -124,12 +130,14 @@ rule figures:
         iterations=report(
             f"{R}/figures/pass_rate_per_iteration.png",
             caption="../report/pass_rate.rst",
-            category="Sampling",
+            category="Chain",
+            subcategory="Pass rate",
         ),
         ppl=report(
             f"{R}/figures/ppl_distribution.png",
             caption="../report/ppl.rst",
-            category="Sampling",
+            category="Chain",
+            subcategory="Perplexity",
         ),
         pdf=[
             f"{R}/figures/pass_rate_per_iteration.pdf",
@@ -141,6 +149,8 @@ rule figures:
         ENV_CPU
     resources:
         **resources_for("figures"),
+    params:
+        cfg=cfg_for("figures"),
     script:
         "../scripts/figures.py"
 
@@ -205,7 +215,8 @@ rule analysis:
             f"{a}_csv": report(
                 f"{R}/analysis/{a}.csv",
                 caption="../report/analysis_table.rst",
-                category="Analyses",
+                category="Analysis",
+                subcategory=a.replace("_", " "),
             )
             for a in ANALYSES
         },
@@ -213,7 +224,8 @@ rule analysis:
         figure=report(
             f"{R}/figures/analysis.png",
             caption="../report/analysis.rst",
-            category="Analyses",
+            category="Analysis",
+            subcategory="Figure",
         ),
         figure_pdf=f"{R}/figures/analysis.pdf",
     log:
@@ -237,10 +249,16 @@ rule compare_published:
             f"{R}/eval/{{model}}/scores.json", model=MODELS, allow_missing=True
         ),
     output:
-        csv=report(
-            f"{R}/tables/comparison.csv",
-            caption="../report/comparison.rst",
-            category="Results",
+        # in the report only where the paper's numbers are recorded (else the table is one line)
+        csv=(
+            report(
+                f"{R}/tables/comparison.csv",
+                caption="../report/comparison.rst",
+                category="Main results",
+                subcategory="Published numbers",
+            )
+            if has_published_numbers(_data_path("data/published/results.csv"))
+            else f"{R}/tables/comparison.csv"
         ),
         md=f"{R}/tables/comparison.md",
         tex=f"{R}/tables/comparison.tex",
@@ -277,14 +295,16 @@ rule selection_ablation:
         csv=report(
             f"{R}/tables/selection.csv",
             caption="../report/selection_table.rst",
-            category="Ablations",
+            category="Selection",
+            subcategory="Selection ablation",
         ),
         md=f"{R}/tables/selection.md",
         tex=f"{R}/tables/selection.tex",
         figure=report(
             f"{R}/figures/selection.png",
             caption="../report/selection.rst",
-            category="Ablations",
+            category="Selection",
+            subcategory="Selection ablation",
         ),
         figure_pdf=f"{R}/figures/selection.pdf",
     log:

@@ -30,4 +30,4 @@ write_table(
     caption="Selection ablation: how each method drew its training codes (pool, weighting, temperature, "
     "Gibbs iterations used), what it drew, and its pass rates (%).",
 )
-figure_selection(df, list(i.selected), o.figure)
+figure_selection(df, list(i.selected), o.figure, condition=cfg["ppl"]["condition"])

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(snakemake.scriptdir)))
 
 from gift.report import figure_scores, figure_training_loss
 from gift.rule import setup
-from gift.tables import MARKERS, PAIRED_CAPTION, main_table, paired_table, write_table
+from gift.tables import PAIRED_CAPTION, main_caption, main_table, paired_table, write_table
 
 cfg = setup(snakemake)
 i, o = snakemake.input, snakemake.output
@@ -21,10 +21,7 @@ write_table(
     o.csv,
     o.md,
     o.tex,
-    caption=f"Pass rates (%) on {n} held-out {cfg['data']['dataset']} problems, "
-    f"experiment {cfg['experiment']}, with 95 % "
-    f"bootstrap intervals over problems ({b} resamples). {MARKERS['base']} / {MARKERS['rft']}: the paired 95 % "
-    "bootstrap interval of the difference to the base model / RFT excludes 0 (tables/comparison_paired).",
+    caption=main_caption(df.columns, n, cfg["data"]["test"]["dataset"], cfg["experiment"], b),
 )
 paired = paired_table(list(i.scores), list(i.per_problem), b=b, seed=seed)
 write_table(paired, o.paired_csv, o.paired_md, o.paired_tex, caption=PAIRED_CAPTION)

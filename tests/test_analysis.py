@@ -136,6 +136,8 @@ def test_compare_distinct_equal_budget():
     assert (df.loc["TOTAL", "rft_distinct"], df.loc["TOTAL", "gibbs_distinct"]) == (2, 4)
     free = A.compare_distinct({"rft": RFT_POOL, "gibbs": GIBBS_POOL}, equal_budget=False).set_index("task_id")
     assert free.loc["TOTAL", "gibbs_codes"] == 6 and free.loc["p3", "gibbs_distinct"] == 1
+    # without an equal budget there is no budget column (never an empty one)
+    assert "budget" not in free.columns and not free.isna().any().any()
 
 
 def test_passing_samples():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_standin import stand_in_data
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ROOT / "envs"
@@ -215,6 +216,7 @@ CPU = {
     ids=lambda p: p.stem,
 )
 def test_every_rule_has_a_conda_env_and_a_container(configfile, tmp_path):
+    stand_in_data(configfile, tmp_path)  # a paper config's full data: paths checked, never read here
     rules = load_rules(configfile, tmp_path)
     assert set(rules) == listed_rules(configfile, tmp_path)
     vllm = yaml.safe_load(configfile.read_text()).get("generation", {}).get("backend") == "vllm"

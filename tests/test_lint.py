@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from data_standin import stand_in_data
 
 pytestmark = pytest.mark.slow  # snakemake --lint loads the workflow
 
@@ -35,6 +36,7 @@ def lint(workdir, *args):
 @pytest.mark.parametrize("configfile", [ROOT / "config.yaml"] + PAPER_NO_FILES, ids=lambda p: p.stem)
 def test_snakemake_lint_reports_nothing(configfile, tmp_path):
     # the default config and a paper config (vLLM backend: the GPU env and the CUDA image)
+    stand_in_data(configfile, tmp_path)  # a paper config's full data: paths checked, never read here
     proc = lint(tmp_path, "--configfile", str(configfile))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_standin import stand_in_data
 
 pytestmark = pytest.mark.slow  # Snakemake dry runs of a paper config
 
 ROOT = Path(__file__).resolve().parent.parent
-PAPER = ROOT / "config/paper/deepseek-coder-6.7b--appsplus-introductory.yaml"  # needs no file beyond the repository
+PAPER = ROOT / "config/paper/deepseek-coder-6.7b--appsplus-introductory.yaml"  # its data: tests/data_standin.py
 GPU_RULES = ("sample_codes", "describe", "rewrite", "score_ppl", "finetune", "evaluate_generate")
 SLURM_TOOLS = ("sbatch", "sinfo", "squeue", "sacct", "sacctmgr", "sshare", "scontrol", "srun", "scancel")
 
@@ -37,6 +38,7 @@ def dry_run(tmp_path: Path, *overrides: str):
     env, called = tripwires(tmp_path)
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
+    stand_in_data(PAPER, work)  # the paper config's full data: paths checked, never read in a dry run
     cmd = [sys.executable, "-m", "snakemake", "-n", "--profile", str(ROOT / "profiles/slurm")]
     cmd += ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "--configfile", str(PAPER)]
     proc = subprocess.run([*cmd, *overrides], capture_output=True, text=True, timeout=300, env=env)

@@ -71,7 +71,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "mbpp",
             load_mbpp,
             ("assert",),
-            tuple(MBPP_SPLITS),
+            (*MBPP_SPLITS, "all"),
             "google-research-datasets/mbpp:full",
             shipped="data/mbpp/mbpp.jsonl",
         ),

@@ -18,9 +18,12 @@ HUB_REPO, HUB_CONFIG = "google-research-datasets/mbpp", "full"
 
 def load_mbpp(path: str | Path, split: str | None = None) -> list[dict]:
     """MBPP problems of ``split`` (by task id: prompt 1-10, test 11-510, validation 511-600,
-    train 601-974; None: all). ``path``: the release file, or ``hf:[repo[:config]]``."""
+    train 601-974; ``all`` or None: every row, e.g. a file of one's own). ``path``: the release file, or
+    ``hf:[repo[:config]]``. A split that no row's task id falls in is a one-line DataError saying so."""
+    if split == "all":
+        split = None
     if split and split not in MBPP_SPLITS:
-        raise DataError(f"MBPP split '{split}' (known: {', '.join(MBPP_SPLITS)})")
+        raise DataError(f"MBPP split '{split}' (known: {', '.join(MBPP_SPLITS)}, all)")
     where, rows = split_rows(path, split, default_repo=HUB_REPO, default_config=HUB_CONFIG)
     lo, hi = MBPP_SPLITS[split] if split else (None, None)
     problems = []
@@ -57,5 +60,11 @@ def load_mbpp(path: str | Path, split: str | None = None) -> list[dict]:
                 "example": tests[0],
                 "header": function_header(code, entry),
             }
+        )
+    if split and rows and not problems:
+        ranges = ", ".join(f"{k} {a}-{b}" for k, (a, b) in MBPP_SPLITS.items())
+        raise DataError(
+            f"{where}: no row's task_id is in MBPP's '{split}' split (task ids {lo}-{hi}; MBPP's splits are "
+            f"task-id ranges: {ranges}): for a file of your own, set split: all"
         )
     return problems

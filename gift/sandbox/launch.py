@@ -76,7 +76,7 @@ def _keep_lines() -> tuple[str, str]:
 def _overmount_lines() -> str:
     """Shell lines (run only inside the private mount namespace) that make the
     interpreter readable for an unprivileged uid when one of its ancestors is
-    not world-traversable (e.g. a pyenv under /root, mode 0700): the ancestor is
+    not world-traversable (e.g. a pyenv in root's home folder, mode 0700): the ancestor is
     covered by a tmpfs into which only the needed child is bind-mounted back."""
     need = _needed_paths()
     plan: dict[str, set[str]] = {}
