@@ -103,8 +103,11 @@ def test_rehearsal_cells_equal_each_experiments_own_tables(rehearsal):
                 row = table[table["method"] == r["method"]].iloc[0]
                 for suffix in ("", " lower", " upper"):
                     assert math.isclose(row[col + suffix], r[metric + suffix], rel_tol=1e-3, abs_tol=1e-9)
-                assert (row[col + " marker"] if isinstance(row[col + " marker"], str) else "") == r[f"{metric} marker"]
-                vs = paired[(paired["method"] == r["method"]) & (paired["versus"] == "RFT") & (paired["metric"] == metric)]
+                mark = [m if isinstance(m, str) else "" for m in (row[col + " marker"], r[f"{metric} marker"])]
+                assert mark[0] == mark[1]
+                vs = paired[
+                    (paired["method"] == r["method"]) & (paired["versus"] == "RFT") & (paired["metric"] == metric)
+                ]
                 if len(vs):
                     assert math.isclose(row[col + " vs RFT"], vs["difference"].iloc[0], abs_tol=1e-3)
                 else:  # the base model and RFT itself have no difference to RFT
@@ -159,3 +162,84 @@ def test_a_missing_experiment_is_a_gap_and_a_changed_config_is_flagged(rehearsal
     full = pd.read_csv(work / "results/paper/tables/main.csv")
     assert table["smollm2-bos / mbpp (MBPP+)"].tolist() == full["smollm2-bos / mbpp (MBPP+)"].tolist()
     shutil.rmtree(work / "results/paper-partial")
+
+
+def write_experiment(root: Path, name: str, outcomes: dict[str, list[int]], evalplus: bool) -> dict:
+    """An experiment's eval/ files from given greedy outcomes per method (1: solved), and its own tables made
+    by the workflow's table code (gift.tables), as rule `table` makes them."""
+    from gift.io import write_json, write_jsonl
+    from gift.tables import main_table, paired_table, write_table
+
+    d = root / "results" / name
+    scores, per_problem = [], []
+    for m, solved in outcomes.items():
+        rows = [
+            {"task_id": f"t/{i}", "greedy_passed": bool(s), "n": 0, "c": 0}
+            | ({"greedy_passed_base": bool(s or i == 0), "c_base": 0} if evalplus else {})
+            for i, s in enumerate(solved)
+        ]
+        mean = sum(solved) / len(solved)
+        sc = {"model": m, "n_problems": len(solved), "pass@1_greedy": mean}
+        if evalplus:
+            base = sum(bool(s or i == 0) for i, s in enumerate(solved)) / len(solved)
+            sc |= {
+                "headline": "MBPP+",
+                "benchmarks": {"MBPP": {"pass@1_greedy": base}, "MBPP+": {"pass@1_greedy": mean}},
+            }
+        write_json(d / "eval" / m / "scores.json", sc)
+        write_jsonl(d / "eval" / m / "per_problem.jsonl", rows)
+        scores.append(str(d / "eval" / m / "scores.json"))
+        per_problem.append(str(d / "eval" / m / "per_problem.jsonl"))
+    t = d / "tables"
+    t.mkdir(parents=True)
+    write_table(main_table(scores, per_problem, b=200, seed=1), t / "main.csv", t / "main.md", None, "main")
+    paired = paired_table(scores, per_problem, b=200, seed=1)
+    write_table(paired, str(t / "comparison_paired.csv"), str(t / "comparison_paired.md"), None, "paired")
+    return {"dir": str(d), "b": 200, "seed": 1}
+
+
+def test_assembly_reads_each_experiments_own_cells_and_shows_gaps(tmp_path):
+    """gift.paper on two experiments' real tables (made by gift.tables from given outcomes) and a missing one."""
+    from gift.paper import cells, claim_points, figure_claim, gain_over_rd, published_rows, write_main
+    from gift.published import load_published
+
+    solved = {
+        "base": [0, 0, 0, 0, 1, 0, 0, 0],
+        "rft": [1, 0, 0, 0, 1, 0, 0, 0],
+        "rft_rd": [1, 1, 0, 0, 1, 0, 0, 0],
+        "gift": [1, 1, 1, 1, 1, 1, 0, 0],
+    }
+    entries = [
+        dict(write_experiment(tmp_path, "a-mbpp", solved, True), name="a-mbpp", model="a", dataset="mbpp"),
+        dict(write_experiment(tmp_path, "a-ci", solved, False), name="a-ci", model="a", dataset="codeinsight"),
+        dict(dir=str(tmp_path / "results/b-ci"), name="b-ci", model="b", dataset="codeinsight", b=200, seed=1),
+    ]
+    for e in entries:
+        e.update(status="missing" if e["name"] == "b-ci" else "ok", reason="")
+    long = cells(entries)
+    out = tmp_path / "paper"
+    out.mkdir()
+    cols = write_main(long, entries, str(out / "main.csv"), str(out / "main.md"), str(out / "main.tex"), "cap")
+    assert cols == ["a / mbpp (MBPP+)", "a / mbpp (MBPP)", "a / codeinsight", "b / codeinsight"]
+    table = pd.read_csv(out / "main.csv")
+    assert list(table["method"]) == ["Base model", "RFT", "RFT+RD", "GiFT"]
+    own = pd.read_csv(tmp_path / "results/a-mbpp/tables/main.csv")
+    for suffix in ("", " lower", " upper"):
+        assert table["a / mbpp (MBPP)" + suffix].tolist() == pytest.approx(
+            own["MBPP pass@1 (greedy)" + suffix].tolist()
+        )
+    assert table["a / codeinsight"].tolist() == pytest.approx([12.5, 25, 37.5, 75])
+    assert table["b / codeinsight"].isna().all()
+    assert table["a / codeinsight vs RFT"].tolist()[2:] == pytest.approx([12.5, 50])
+    md = (out / "main.md").read_text()
+    assert md.count("— (missing: b-ci)") == 4 and "75.0 [37.5, 100.0]†‡ (+50.0 vs RFT)" in md and "nan" not in md
+    rd = {e["name"]: gain_over_rd(e, "pass@1 (greedy)" if e["dataset"] != "mbpp" else "MBPP+ pass@1 (greedy)")
+          for e in entries[:2]}  # fmt: skip
+    points = claim_points(long, rd)
+    assert points["GiFT - RFT"].tolist() == pytest.approx([50, 50]) and points[
+        "GiFT - RFT+RD"
+    ].tolist() == pytest.approx([37.5, 37.5])
+    figure_claim(points, str(out / "claim.png"))
+    assert (out / "claim.pdf").stat().st_size > 1000
+    comparison = published_rows(long, load_published())
+    assert len(comparison) == 8 and set(comparison["run"]) == {"a-mbpp", "a-ci"}
