@@ -84,7 +84,8 @@ if len(set(_names)) < len(_names) or len({e["prefix"] for e in EXPERIMENTS}) < l
 
 # One module per experiment, as `module <m>: snakefile: "../Snakefile", config: ...` followed by
 # `use rule * from <m> as <m>_*` would declare it (a loop over the listed configs, the calls these statements
-# compile to). The shared fetch records: the first module's fetch rule makes each (ruleorder), local ones.
+# compile to). The shared fetch records: the first module's fetch rule makes each (ruleorder); fetch is a
+# local rule by its own `localrule` flag.
 if not ASSEMBLE_ONLY:
     for e in EXPERIMENTS:
         workflow.module(
@@ -98,7 +99,6 @@ if not ASSEMBLE_ONLY:
             lineno=1,
         )(lambda: None)
     _fetch = [f"{e['prefix']}_fetch" for e in EXPERIMENTS]
-    workflow.localrules(*_fetch)
     if len(_fetch) > 1:
         workflow.ruleorder(*_fetch)
 
