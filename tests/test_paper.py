@@ -243,3 +243,12 @@ def test_assembly_reads_each_experiments_own_cells_and_shows_gaps(tmp_path):
     assert (out / "claim.pdf").stat().st_size > 1000
     comparison = published_rows(long, load_published())
     assert len(comparison) == 8 and set(comparison["run"]) == {"a-mbpp", "a-ci"}
+
+
+@pytest.mark.slow
+def test_paper_workflow_passes_snakemake_lint(tmp_path):
+    proc = snakemake(
+        tmp_path, "--lint", "--configfile", str(ROOT / "config/paper.yaml"), "--config", "assemble_only=true"
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Congratulations, your workflow is in a good condition!" in out, out[-3000:]
