@@ -138,7 +138,7 @@ def test_a_missing_experiment_is_a_gap_and_a_changed_config_is_flagged(rehearsal
     never = tmp_path / "never--mbpp.yaml"
     never.write_text((REHEARSAL / "smollm2--mbpp.yaml").read_text().replace("rehearsal-smollm2-mbpp", "never-run"))
     changed = tmp_path / "smollm2--codeinsight.yaml"
-    changed.write_text((REHEARSAL / "smollm2--codeinsight.yaml").read_text() + "selection: {k: 1}\n")
+    changed.write_text((REHEARSAL / "smollm2--codeinsight.yaml").read_text() + "ppl: {expand_tabs: true}\n")
     cfg = yaml.safe_load((REHEARSAL / "paper.yaml").read_text())
     cfg["experiments"] = [str(changed) if p.endswith("smollm2--codeinsight.yaml") else p for p in cfg["experiments"]]
     cfg["experiments"].append(str(never))
@@ -155,12 +155,12 @@ def test_a_missing_experiment_is_a_gap_and_a_changed_config_is_flagged(rehearsal
     status = pd.read_csv(out / "experiments.csv").set_index("name")
     assert status.loc["never-run", "status"] == "missing"
     assert status.loc["rehearsal-smollm2-codeinsight", "status"] == "stale"
-    assert "select" in status.loc["rehearsal-smollm2-codeinsight", "reason"]
+    assert "score_ppl" in status.loc["rehearsal-smollm2-codeinsight", "reason"]
     assert set(status["status"]) == {"ok", "stale", "missing"}
     table = pd.read_csv(out / "main.csv")
     assert table["never / mbpp"].isna().all()
     full = pd.read_csv(work / "results/paper/tables/main.csv")
-    assert table["smollm2-bos / mbpp (MBPP+)"].tolist() == full["smollm2-bos / mbpp (MBPP+)"].tolist()
+    assert table["smollm2 / mbpp (MBPP+)"].tolist() == full["smollm2 / mbpp (MBPP+)"].tolist()
     shutil.rmtree(work / "results/paper-partial")
 
 
