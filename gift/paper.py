@@ -114,13 +114,14 @@ def wide(long, columns: list[str]):
     interval, marker and difference to RFT (CSV: own columns; ``shown`` folds them into one cell)."""
     import pandas as pd
 
-    found = [m for m in long.get("method", pd.Series(dtype=str)).dropna().unique()]
+    has = "method" in long.columns  # not when every experiment is missing
+    found = list(long["method"].dropna().unique()) if has else []
     methods = [m for m in ORDER if m in found] + [m for m in found if m not in ORDER] or ORDER
     rows = []
     for m in methods:
         row = {"method": METHOD_LABELS.get(m, m)}
         for col in columns:
-            hit = long[(long["column"] == col) & (long.get("method") == m)] if "method" in long else long.iloc[0:0]
+            hit = long[(long["column"] == col) & (long["method"] == m)] if has else long.iloc[0:0]
             r = hit.iloc[0] if len(hit) else None
             for suffix in ("", " lower", " upper", " marker", " vs RFT", " vs RFT lower", " vs RFT upper"):
                 key = "value" if suffix == "" else suffix.strip()
@@ -203,7 +204,9 @@ def claim_points(long, rd: dict[str, dict]):
             (100 * r["difference"], 100 * r["lower"], 100 * r["upper"]) if r else (float("nan"),) * 3
         )
         rows.append(row)
-    return pd.DataFrame(rows)
+    cols = ["model", "dataset", "experiment", "metric", "base pass@1"]
+    cols += [f"GiFT - {ref}{s}" for ref in ("RFT", "RFT+RD") for s in ("", " lower", " upper")]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def gain_over_rd(entry: dict, metric: str) -> dict | None:
@@ -277,4 +280,5 @@ def published_rows(long, published):
             "run": head.get("experiment", []),
         }
     )
-    return compare(published, ours, include_unpublished=True)
+    keys = ["model", "dataset", "method", "metric", "run"]
+    return compare(published, ours.astype({k: object for k in keys}), include_unpublished=True)

@@ -252,3 +252,18 @@ def test_paper_workflow_passes_snakemake_lint(tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "Congratulations, your workflow is in a good condition!" in out, out[-3000:]
+
+
+def test_with_every_experiment_missing_the_table_is_all_gaps(tmp_path):
+    from gift.paper import cells, claim_points, figure_claim, published_rows, write_main
+    from gift.published import load_published
+
+    entries = [dict(name="x", model="m", dataset="d", dir=str(tmp_path / "no"), status="missing", reason="")]
+    long = cells(entries)
+    write_main(long, entries, *(str(tmp_path / f"main.{s}") for s in ("csv", "md", "tex")), "cap")
+    md = (tmp_path / "main.md").read_text()
+    assert md.count("— (missing: x)") == 5 and "experiment `x` missing" in md
+    points = claim_points(long, {})
+    assert points.empty
+    figure_claim(points, str(tmp_path / "claim.png"))
+    assert published_rows(long, load_published()).empty  # nothing published, nothing run
