@@ -108,8 +108,10 @@ def _seeded(wildcards):
 # the provenance Snakemake records must not depend on where the checkout lives, so that results copied
 # to another clone are up to date there (docs/relocating.md).
 # GIFT_PYTHON: the env's `python` under --sdm conda/apptainer, else Snakemake's own interpreter.
+# ROOT: the checkout (this file's parent folder), also when the workflow is a module of rules/paper.smk
+ROOT = os.path.dirname(os.path.abspath(str(workflow.current_basedir)))
 os.environ.update(
-    GIFT_ROOT=workflow.basedir,
+    GIFT_ROOT=ROOT,
     GIFT_PYTHON=(
         "python" if workflow.deployment_settings.deployment_method else sys.executable
     ),
@@ -124,7 +126,7 @@ def _data_path(path):
     """
     if ":" in path.split("/")[0] or os.path.isabs(path) or os.path.exists(path):
         return path
-    shipped = os.path.join(workflow.basedir, path)
+    shipped = os.path.join(ROOT, path)
     return shipped if os.path.exists(shipped) else path
 
 

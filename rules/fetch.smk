@@ -3,10 +3,6 @@
 import re
 
 
-localrules:
-    fetch,
-
-
 rule fetch:
     """One hub model, hub dataset (`hf:` data path) or release URL downloaded into the config's `cache`
     folder (huggingface_hub's snapshot_download; gift.datasets.sources.fetch for URLs) and its record
@@ -18,6 +14,7 @@ rule fetch:
         f"{R0}/logs/fetch/{{item}}.log",
     wildcard_constraints:
         item="|".join(re.escape(name) for name in FETCH) or "(?!)",
+    localrule: True  # the rule's own flag: it holds under a module's prefix too (rules/paper.smk)
     conda:
         ENV_CPU  # huggingface_hub (a dependency of datasets)
     params:
