@@ -22,7 +22,7 @@ TOP_DIRS = (
     *("benchmarks", "config", "docs", "envs", "gift", "profiles"),
     *("report", "rules", "schemas", "scripts", "tests"),
 )
-REPO_PATH = re.compile(r"(?<![\w./<>{}*$-])((?:\.\./)*(?:" + "|".join(TOP_DIRS) + r"|shared)/[\w./-]*\w)(?![\w<{*])")
+REPO_PATH = re.compile(r"(?<![\w./<>{}*$-])((?:\.\./)*(?:" + "|".join(TOP_DIRS) + r"|shared)/[\w./-]*\w)(?![\w<{*-])")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 
 
