@@ -113,13 +113,13 @@ def test_rehearsal_cells_equal_each_experiments_own_tables(rehearsal):
                 else:  # the base model and RFT itself have no difference to RFT
                     assert math.isnan(row[col + " vs RFT"])
                 checked += 1
-    assert checked == 4 * 6  # four methods x (2 MBPP columns + 1 CodeInsight column) x 2 models
+    assert checked == 4 * 3  # four methods x (smollm2's 2 MBPP columns + smollm2-bos's CodeInsight column)
     md = (rehearsal / "results/paper/tables/main.md").read_text()
     assert "smollm2-bos / codeinsight" in md and "vs RFT" in md and "missing" not in md
     assert r"\begin{tabular}" in (rehearsal / "results/paper/tables/main.tex").read_text()
     # the claim figure and its data: GiFT's gain over RFT is the experiment's own paired difference
     claim = pd.read_csv(rehearsal / "results/paper/tables/claim.csv")
-    assert len(claim) == 4
+    assert len(claim) == 2
     for r in claim.to_dict("records"):
         paired = pd.read_csv(rehearsal / f"results/{r['experiment']}/tables/comparison_paired.csv")
         vs = paired[(paired["method"] == "GiFT") & (paired["versus"] == "RFT") & (paired["metric"] == r["metric"])]
@@ -128,7 +128,7 @@ def test_rehearsal_cells_equal_each_experiments_own_tables(rehearsal):
     for f in ("claim.png", "claim.pdf"):
         assert (rehearsal / "results/paper/figures" / f).stat().st_size > 1000
     comparison = pd.read_csv(rehearsal / "results/paper/tables/comparison.csv")
-    assert set(comparison["status"]) == {"not in the paper"} and len(comparison) == 4 * 4
+    assert set(comparison["status"]) == {"not in the paper"} and len(comparison) == 2 * 4
 
 
 @pytest.mark.slow
@@ -137,10 +137,10 @@ def test_a_missing_experiment_is_a_gap_and_a_changed_config_is_flagged(rehearsal
     config changed since its tables were made is flagged stale (Snakemake's dry run says what would rerun)."""
     never = tmp_path / "never--mbpp.yaml"
     never.write_text((REHEARSAL / "smollm2--mbpp.yaml").read_text().replace("rehearsal-smollm2-mbpp", "never-run"))
-    changed = tmp_path / "smollm2--codeinsight.yaml"
-    changed.write_text((REHEARSAL / "smollm2--codeinsight.yaml").read_text() + "ppl: {expand_tabs: true}\n")
+    changed = tmp_path / "smollm2-bos--codeinsight.yaml"
+    changed.write_text((REHEARSAL / "smollm2-bos--codeinsight.yaml").read_text() + "ppl: {expand_tabs: true}\n")
     cfg = yaml.safe_load((REHEARSAL / "paper.yaml").read_text())
-    cfg["experiments"] = [str(changed) if p.endswith("smollm2--codeinsight.yaml") else p for p in cfg["experiments"]]
+    cfg["experiments"] = [str(changed) if p.endswith("smollm2-bos--codeinsight.yaml") else p for p in cfg["experiments"]]
     cfg["experiments"].append(str(never))
     cfg.update(assemble_only=True, output="results/paper-partial")
     (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
@@ -151,11 +151,11 @@ def test_a_missing_experiment_is_a_gap_and_a_changed_config_is_flagged(rehearsal
     out = work / "results/paper-partial/tables"
     md = (out / "main.md").read_text()
     assert "— (missing: never-run)" in md
-    assert "smollm2 / codeinsight [STALE]" in md and "smollm2-bos / codeinsight [STALE]" not in md
+    assert "smollm2-bos / codeinsight [STALE]" in md and "smollm2 / mbpp (MBPP+) [STALE]" not in md
     status = pd.read_csv(out / "experiments.csv").set_index("name")
     assert status.loc["never-run", "status"] == "missing"
-    assert status.loc["rehearsal-smollm2-codeinsight", "status"] == "stale"
-    assert "score_ppl" in status.loc["rehearsal-smollm2-codeinsight", "reason"]
+    assert status.loc["rehearsal-smollm2-bos-codeinsight", "status"] == "stale"
+    assert "score_ppl" in status.loc["rehearsal-smollm2-bos-codeinsight", "reason"]
     assert set(status["status"]) == {"ok", "stale", "missing"}
     table = pd.read_csv(out / "main.csv")
     assert table["never / mbpp"].isna().all()
