@@ -105,3 +105,15 @@ def test_dry_run_shows_the_full_dag(path, tmp_path):
     spec.loader.exec_module(es)
     starts = es.starts(es.jobs_from_dry_run(out))
     assert (starts["per_job"], starts["served"]) == (111, 9), starts
+
+
+def test_the_login_node_fetches_with_until_fetch_and_nothing_else(tmp_path):
+    """docs/slurm.md's route: `--until fetch` on the login node plans the hub downloads and no other job."""
+    path = ROOT / "config/paper/codellama-7b-python--codeinsight.yaml"
+    stand_in_data(path, tmp_path)
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--until", "fetch", "--snakefile"]
+    cmd += [str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(path)]
+    proc = subprocess.run(cmd + [examples_override(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.M))
+    assert counts == {"fetch": "1", "total": "1"}, counts
