@@ -1,16 +1,13 @@
-def select_inputs(wildcards):
-    """The method's scored pool; with the authors' single stream, the seed problems too (their order)."""
-    pool = config["methods"][wildcards.method]["pool"]
-    files = {"pool": f"{_r(wildcards)}/ppl/{pool}.jsonl"}
-    if config["selection"]["stream"] == "single":
-        files["seed"] = f"{R0}/data/seed.jsonl"
-    return files
-
-
 rule select:
     """Per problem, k training codes drawn from the method's pool (uniform or PPL-weighted)."""
     input:
-        unpack(select_inputs),
+        # the method's scored pool; with the authors' single stream, the seed problems too (their order)
+        pool=lambda wc: f"{_r(wc)}/ppl/{config['methods'][wc.method]['pool']}.jsonl",
+        seed=(
+            [f"{R0}/data/seed.jsonl"]
+            if config["selection"]["stream"] == "single"
+            else []
+        ),
     output:
         f"{R}/selected/{{method}}.jsonl",
     log:

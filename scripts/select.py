@@ -12,7 +12,8 @@ cfg = setup(snakemake)
 spec = snakemake.params.spec
 scored = read_jsonl(snakemake.input.pool)
 # the authors' single stream visits the problems in the seed problems' own order
-order = [p["task_id"] for p in read_jsonl(snakemake.input.seed)] if "seed" in snakemake.input.keys() else None
+seed = list(snakemake.input.seed)  # [] or [data/seed.jsonl] (selection.stream: single)
+order = [p["task_id"] for p in read_jsonl(seed[0])] if seed else None
 if spec.get("iterations"):  # only the first N iterations of the chain: the effect of T without another run
     scored = [r for r in scored if r.get("iteration", 0) < spec["iterations"]]
 rows = select(

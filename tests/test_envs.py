@@ -265,7 +265,8 @@ def test_finetune_shell_puts_the_repository_on_pythonpath(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the checkout and the interpreter come from the environment (rules/common.smk sets GIFT_ROOT and
     # GIFT_PYTHON in every Snakemake process), so the command does not name the checkout's path
-    assert 'PYTHONPATH="$GIFT_ROOT"${PYTHONPATH:+:$PYTHONPATH} "$GIFT_PYTHON" -m gift.train' in proc.stdout
+    train = 'PYTHONPATH="$GIFT_ROOT"${PYTHONPATH:+:$PYTHONPATH} ${GIFT_DEVICES_CLAIM:+"$GIFT_PYTHON" -m gift.serve'
+    assert train + ' claim --} "$GIFT_PYTHON" -m gift.train' in proc.stdout
     assert str(ROOT) not in proc.stdout.split("-m gift.train")[0].splitlines()[-1]
 
 

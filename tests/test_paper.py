@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from data_standin import stand_in_data
 
 from gift.paper import column_name, parse_name
 
@@ -42,6 +43,8 @@ def test_dry_run_plans_all_eight_experiments_with_shared_fetches_once(tmp_path):
     that several experiments use fetched by one job (2 models, MBPP from the hub, the MBPP+ release)."""
     examples = tmp_path / "examples.yaml"  # the authors' example files are not here: a file in their format
     examples.write_text(f"gibbs: {{description: {{examples: {ROOT / 'tests/fixtures/ict/ict_data.json'}}}}}\n")
+    for config in sorted((ROOT / "config/paper").glob("*.yaml")):
+        stand_in_data(config, tmp_path)  # the full releases: the dry run only checks that the paths exist
     proc = snakemake(
         tmp_path, "-n", "--cores", "8", "--configfile", str(ROOT / "config/paper.yaml"),
         "--config", f"extra_configfiles=[{examples}]", timeout=600,
@@ -140,7 +143,9 @@ def test_a_missing_experiment_is_a_gap_and_a_changed_config_is_flagged(rehearsal
     changed = tmp_path / "smollm2-bos--codeinsight.yaml"
     changed.write_text((REHEARSAL / "smollm2-bos--codeinsight.yaml").read_text() + "ppl: {expand_tabs: true}\n")
     cfg = yaml.safe_load((REHEARSAL / "paper.yaml").read_text())
-    cfg["experiments"] = [str(changed) if p.endswith("smollm2-bos--codeinsight.yaml") else p for p in cfg["experiments"]]
+    cfg["experiments"] = [
+        str(changed) if p.endswith("smollm2-bos--codeinsight.yaml") else p for p in cfg["experiments"]
+    ]
     cfg["experiments"].append(str(never))
     cfg.update(assemble_only=True, output="results/paper-partial")
     (tmp_path / "paper.yaml").write_text(yaml.safe_dump(cfg))
