@@ -129,7 +129,7 @@ def test_the_workflow_runs_in_the_image_up_to_the_chains_first_tests(image, tmp_
     target = "results/tiny/gibbs/iter0/tests.jsonl"
     t0 = time.monotonic()
     proc = in_image(
-        results, "snakemake", "--cores", "all", "--configfile", "tests/configs/tiny.yaml", target, timeout=1800
+        results, "snakemake", target, "--cores", "all", "--configfile", "tests/configs/tiny.yaml", timeout=1800
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     print(f"tiny workflow's first chain step in the image: {time.monotonic() - t0:.0f} s")
