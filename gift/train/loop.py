@@ -97,7 +97,7 @@ def micro_step(run: Run, ids, attn, lab, lr: float, running: list):
         if acc.sync_gradients:
             gnorm = acc.clip_grad_norm_(model.parameters(), float(run.cfg.get("max_grad_norm", 1.0)))
         opt.step()
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=False)  # DDP: the gradients stay views into its buckets (no second copy)
     return gnorm
 
 
