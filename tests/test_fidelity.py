@@ -315,31 +315,18 @@ def test_6_learning_rate_at_every_step_is_deepspeeds_warmup_decay_to_the_floor(t
     want = [deepspeed_warmup_decay(i, total, 1e-3, 1e-4, 3) for i in range(total)]
     assert got == pytest.approx(want, rel=1e-12)
     assert lr_at(total, total, 1e-3, 3, 1e-4, 1e-4) == pytest.approx(1e-4)  # the decay ends at the floor, not 0
+
+    def train(name, **setting):
+        return finetune(str(tiny_llama), problems, [], str(tmp_path / name), dict(cfg, **setting), "chat",
+                        device="cpu", progress=False)  # fmt: skip
+
     # lr_timing: lagged, as DeepSpeed 0.15.1 ran: nothing set at creation, the scheduler steps after each
     # optimizer step, so step 0 runs at the optimizer's lr and step k at the schedule's value of k - 1
-    lagged = finetune(
-        str(tiny_llama),
-        problems,
-        [],
-        str(tmp_path / "lag"),
-        dict(cfg, lr_timing="lagged"),
-        "chat",
-        device="cpu",
-        progress=False,
-    )
+    lagged = train("lag", lr_timing="lagged")
     assert [h["lr"] for h in lagged["history"]] == pytest.approx([1e-3] + want[:-1], rel=1e-12)
     # total_steps: authors: the schedule is len(train_data) // batch * epochs long (run_gen.py's
     # total_num_steps), 6 here; the optimizer still takes 8 steps, the last ones at the floor
-    authors = finetune(
-        str(tiny_llama),
-        problems,
-        [],
-        str(tmp_path / "len"),
-        dict(cfg, total_steps="authors"),
-        "chat",
-        device="cpu",
-        progress=False,
-    )
+    authors = train("len", total_steps="authors")
     assert authors["steps"] == 8 and authors["lr_schedule"]["total_steps"] == 6
     short = [deepspeed_warmup_decay(i, 6, 1e-3, 1e-4, 3) for i in range(8)]
     assert [h["lr"] for h in authors["history"]] == pytest.approx(short, rel=1e-12)

@@ -176,24 +176,19 @@ def _scontrol_job(jobid: str) -> str:
     return proc.stdout
 
 
+def _on_slurm(directory, *targets):
+    """The test Snakefile through the shipped SLURM profile on the test cluster, in ``directory``."""
+    args = ["--profile", str(SLURM_PROFILE), "--workflow-profile", "none", "--snakefile", str(TEST_SNAKEFILE)]
+    return _snakemake(*targets, *args, "--directory", str(directory), *CLUSTER_OVERRIDES, timeout=150)
+
+
 def test_small_workflow_on_slurm(slurm_cluster, workbase):
     slurm_dir = workbase / "small-slurm"
     local_dir = workbase / "small-local"
     outputs = ["data/numbers.txt", "data/squares.txt", "results/summary.txt"]
     rules = {"generate", "square", "summarize"}
 
-    run = _snakemake(
-        "--profile",
-        str(SLURM_PROFILE),
-        "--workflow-profile",
-        "none",
-        "--snakefile",
-        str(TEST_SNAKEFILE),
-        "--directory",
-        str(slurm_dir),
-        *CLUSTER_OVERRIDES,
-        timeout=150,
-    )
+    run = _on_slurm(slurm_dir)
     assert run.returncode == 0, f"snakemake on SLURM failed:\n{_tail(run.stdout, 100)}"
 
     # Every rule was submitted with sbatch ...
@@ -237,19 +232,7 @@ def test_a_gpu_job_runs_once_and_sees_its_gpus(slurm_cluster, workbase):
     """The node's fake GPUs (GRES; tests/slurm/cluster.sh): a job of a rule with `gpu: 2` is submitted through
     the shipped profile as one task, runs once, and sees exactly 2 devices where its command runs."""
     work = workbase / "gpus"
-    run = _snakemake(
-        "gpus/2.txt",
-        "--profile",
-        str(SLURM_PROFILE),
-        "--workflow-profile",
-        "none",
-        "--snakefile",
-        str(TEST_SNAKEFILE),
-        "--directory",
-        str(work),
-        *CLUSTER_OVERRIDES,
-        timeout=150,
-    )
+    run = _on_slurm(work, "gpus/2.txt")
     assert run.returncode == 0, f"snakemake on SLURM failed:\n{_tail(run.stdout, 100)}"
     (jobid,) = _submitted_jobs(run.stdout)["gpus"]
     runs = (work / "runs" / "2.txt").read_text().splitlines()  # one line per copy of the command
