@@ -381,6 +381,22 @@ def base_model_first(wildcards):
     return BASE_MODEL_FIRST if wildcards.model == "base" else 0
 
 
+# served mode: every job of the base model comes before any fine-tuning, so that its server starts once and
+# is not stopped by a fine-tuning's claim in the middle of the chain (RFT's set is ready after the chain's
+# first step). Every method's selected set (its pool and PPL scores) and the base model's evaluation are the
+# fine-tuning's inputs then, as ancient() ones: they order the jobs and never make a fine-tuning rerun.
+SERVED = config["generation"].get("engine") == "served"
+
+
+def base_model_work(wildcards):
+    r = _r(wildcards)
+    if not SERVED:
+        return []
+    return [ancient(f"{r}/selected/{m}.jsonl") for m in METHODS] + [
+        ancient(f"{r}/eval/base/samples.jsonl")
+    ]
+
+
 def model_dir(wildcards):
     """The model folder an evaluation depends on (an epoch checkpoint lives inside its method's folder)."""
     if wildcards.model == "base":

@@ -23,6 +23,7 @@ rule finetune:
         problems=f"{R0}/data/seed.jsonl",
         selected=f"{R}/selected/{{method}}.jsonl",
         model=f"{R0}/model/base",
+        after=base_model_work,
     output:
         directory(f"{R}/checkpoints/{{method}}"),
     log:

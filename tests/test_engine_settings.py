@@ -77,7 +77,8 @@ def test_cpu_thread_settings_only_for_cpu_engines():
 
     user = {"PATH": "/bin"}
     gpu, cpu = engine_env(False, user), engine_env(True, user)
-    assert gpu == user  # a GPU server's processes: the environment as it is
+    # a GPU server's processes: the environment as it is, with room for the authors' 6 stop strings
+    assert gpu == {**user, "VLLM_MAX_STOP_STRINGS": "16"}
     assert cpu["VLLM_CPU_OMP_THREADS_BIND"] == "nobind" and cpu["OMP_NUM_THREADS"] == str(torch.get_num_threads())
-    mine = {"OMP_NUM_THREADS": "3", "VLLM_CPU_OMP_THREADS_BIND": "0-2"}
+    mine = {"OMP_NUM_THREADS": "3", "VLLM_CPU_OMP_THREADS_BIND": "0-2", "VLLM_MAX_STOP_STRINGS": "8"}
     assert engine_env(True, mine) == mine == engine_env(False, mine)  # what the user set wins

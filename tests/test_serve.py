@@ -62,6 +62,9 @@ def test_served_samples_and_scores_are_the_in_process_engines(served, vllm_backe
     assert served.generate(PROMPTS, **kw) == vllm_backend.generate(PROMPTS, **kw)
     greedy = dict(n=1, temperature=0, max_new_tokens=48)
     assert served.generate(PROMPTS, **greedy) == vllm_backend.generate(PROMPTS, **greedy)
+    # the authors' layout stops at 6 strings; vLLM's server takes 4 unless started with more (gift.serve does)
+    six = dict(greedy, stop=["\nclass", "\nif", "\n#", "\nprint", "\ndef", "\nassert"])
+    assert served.max_stops >= 6 and served.generate(PROMPTS, **six) == vllm_backend.generate(PROMPTS, **six)
     completions = ["    return a + b\n", "    return sum(xs)\n", "def one():\n    return 1\n"]
     pairs = zip(served.score(PROMPTS, completions), vllm_backend.score(PROMPTS, completions), strict=True)
     for (a, n), (b, m) in pairs:
@@ -73,6 +76,7 @@ def test_openai_backend_with_text_prompts(served, base_model_dir, backend):
     stop strings, and per-token NLL as the in-process model computes it for the server's own tokenisation."""
     import torch
 
+    from gift.prompts import truncate
     from gift.serve import make_backend
 
     remote = make_backend(str(base_model_dir), {"backend": "openai", "base_url": served.base_url, "concurrency": 2})
@@ -80,6 +84,14 @@ def test_openai_backend_with_text_prompts(served, base_model_dir, backend):
     assert len(outs) == 2 and all(len(o) == 2 and all(t.strip() for t in o) for o in outs)
     cut = remote.generate(["def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n"], temperature=0.0, stop=["\ndef"])
     assert "\ndef" not in cut[0][0]
+    # more stop strings than a request takes (4, the OpenAI API's limit): the fifth cuts here, at a piece
+    # of what the server writes without it
+    four = ["\nclass Z", "\nif Z", "\n# Z", "\nprint(Z"]
+    whole = remote.generate(["def add(a, b):\n"], temperature=0.0, max_new_tokens=48, stop=four)[0][0]
+    six = four + [whole[len(whole) // 2 :][:4], "\nassert Z"]
+    assert remote.max_stops == 4 and len(whole) > 8, whole
+    cut = remote.generate(["def add(a, b):\n"], temperature=0.0, max_new_tokens=48, stop=six)[0][0]
+    assert cut == truncate(whole, six) and len(cut) < len(whole), (cut, whole)
     completions = ["def one():\n    return 1\n", "    return sum(xs)\n"]
     for (nll, n), p, c in zip(remote.score(PROMPTS[2:0:-1], completions), PROMPTS[2:0:-1], completions, strict=True):
         ids = backend.tok(p + c, add_special_tokens=False)["input_ids"]

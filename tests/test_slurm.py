@@ -19,6 +19,7 @@ GIFT_SLURM_KEEP_WORKDIR=1 (keep them for inspection).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -37,6 +38,7 @@ SLURM_PROFILE = REPO / "profiles" / "slurm"
 LOCAL_PROFILE = REPO / "profiles" / "local"
 REAL_SNAKEFILE = REPO / "Snakefile"
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
+PAPER_SHAPED = REPO / "tests" / "configs" / "paper-shaped.yaml"
 REAL_TARGET = "results/tiny/data/seed.jsonl"
 
 PARTITION = "debug"  # the one partition of tests/slurm/cluster.sh
@@ -308,40 +310,74 @@ def test_real_workflow_on_slurm(slurm_cluster, workbase):
     assert a == b, f"{REAL_TARGET} differs between SLURM and local runs"
 
 
-def test_served_mode_inside_one_allocation(slurm_cluster, workbase):
-    """generation.engine: served on SLURM: the workflow's Snakemake runs inside one allocation (docs/slurm.md),
-    owns the model server, which all jobs of the base model share, and takes it with it when the job ends; the
-    allocation's (fake) GPUs are its `gpu` resource."""
-    import json
+def test_a_paper_shaped_run_in_one_allocation(slurm_cluster, workbase):
+    """docs/slurm.md's route for the paper configs, on a paper config with every setting that decides how it
+    runs (served vLLM with one replica per GPU, the DeepSpeed ZeRO-2 launcher, per-epoch evaluation) and the
+    embedded model (tests/configs/paper-shaped.yaml): `--until fetch` where the hub is reachable, then the
+    whole workflow inside one allocation with 2 (fake) GPUs. One SLURM job; one server start per model; no
+    fine-tuning beside a live server; every GPU job sees the allocation's 2 GPUs; the chain's steps wait for
+    nothing but each other's GPUs."""
+    from collections import Counter
 
-    from gift import serve
+    from run_logs import (
+        idle_seconds,
+        no_finetuning_beside_a_server,
+        queued_after_ready,
+        server_starts,
+        snakemake_jobs,
+    )
 
-    work = workbase / "served"
+    from gift.serve import manager as serve
+
+    work = workbase / "paper-shaped"
     work.mkdir(parents=True)
     (work / "data").symlink_to(REPO / "data", target_is_directory=True)
-    served = work / "served.yaml"
-    served.write_text("generation: {backend: vllm, engine: served, batch_size: 12}\n")
-    target = "results/tiny/gibbs/iter1/codes.jsonl"  # sample_codes, describe, sample_codes: 3 jobs of one model
-    inner = [sys.executable, "-m", "snakemake", "--snakefile", str(REAL_SNAKEFILE), *_workflow_profile_args()]
-    inner += ["--configfile", str(TINY_CONFIG), str(served), "--cores", "2", target]
+    configs = ["--configfile", str(REPO / "config/paper/deepseek-coder-6.7b--mbpp.yaml"), str(PAPER_SHAPED)]
+    smk = [sys.executable, "-m", "snakemake", "--snakefile", str(REAL_SNAKEFILE), *_workflow_profile_args()]
+    fetch = _run([*smk, "--cores", "1", "--until", "fetch", *configs], timeout=300, cwd=work)  # the login node
+    assert fetch.returncode == 0 and not (work / "results").exists(), _tail(fetch.stdout)  # nothing to fetch
+    inner = [*smk, "--profile", str(LOCAL_PROFILE), *configs]
     ncpu = str(len(os.sched_getaffinity(0)))
-    run = _run(
-        ["sbatch", "--wait", "--partition", PARTITION, "--cpus-per-task", ncpu, "--mem", "6000", "--gpus", "2"]
-        + ["--chdir", str(work)]
-        + ["--output", str(work / "allocation.log"), "--wrap", " ".join(inner)],
-        timeout=1500,
-    )
-    log = (work / "allocation.log").read_text(errors="replace") if (work / "allocation.log").exists() else ""
-    assert run.returncode == 0, f"{run.stdout}\n{_tail(log, 80)}"
-    assert (work / target).exists()
+    sbatch = ["sbatch", "--parsable", "--wait", "--partition", PARTITION, "--nodes", "1", "--gres", "gpu:2"]
+    sbatch += ["--cpus-per-task", ncpu, "--mem", "16000", "--chdir", str(work), "--output", str(work / "job.log")]
+    # DeepSpeed on its CPU accelerator (the fake GPUs run no CUDA): the job's environment, as a user's would be
+    run = _run([*sbatch, "--wrap", " ".join(inner)], timeout=1800, env=dict(os.environ, DS_ACCELERATOR="cpu"))
+    log = (work / "job.log").read_text(errors="replace") if (work / "job.log").exists() else ""
+    assert run.returncode == 0, f"{run.stdout}\n{_tail(log, 100)}"
+    out = work / "results/paper-shaped"
+    assert (out / "tables/main.md").exists() and (out / "tables/epochs.md").exists(), _tail(log)
+
+    # 1 allocation: no job was submitted from inside it (job ids only grow)
+    jobid = int(run.stdout.split()[-1].split(";")[0])
+    ids = re.findall(r"JobId=(\d+)", _run(["scontrol", "show", "jobs"], timeout=30).stdout)
+    assert max(map(int, ids)) == jobid, ids
     # the allocation's GPUs became the workflow's `gpu` resource without the user typing it (gift.devices)
     assert re.search(r'^Provided resources: gpu=(Resource\("gpu", )?2\b', log, re.M), _tail(log, 80)
-    events = (work / ".snakemake" / "gift-serve" / "events.log").read_text().splitlines()
-    assert sum(" start " in e for e in events) == 1, events
-    assert events[-1].split()[3] == "stop", events
-    states = [json.loads(p.read_text()) for p in (work / ".snakemake" / "gift-serve").glob("*/state.json")]
+
+    # one server start per model: the base model and GiFT's checkpoints after epochs 1 and 2
+    events = (work / ".snakemake/gift-serve/events.log").read_text().splitlines()
+    starts = server_starts(events)
+    assert len(starts) == 3 and set(starts.values()) == {1}, events
+    assert no_finetuning_beside_a_server(events) == 1, events
+    states = [json.loads(p.read_text()) for p in (work / ".snakemake/gift-serve").glob("*/state.json")]
     assert states and all(not serve.alive(s["server"]) and not serve.alive(s["watchdog"]) for s in states)
-    logs = [work / "results/tiny/logs/sample_codes/gibbs_iter0.log", work / "results/tiny/logs/describe/iter1.log"]
-    lines = [ln for p in logs for ln in p.read_text().splitlines() if " served at " in ln]
-    urls = {ln.split(" served at ")[1].split()[0] for ln in lines}
-    assert len(urls) == 1, urls
+
+    # every GPU job saw the 2 GPUs it asked for
+    seen = Counter()
+    for rule in ("sample_codes", "describe", "score_ppl", "evaluate_generate", "finetune"):
+        for job_log in (out / "logs" / rule).glob("*.log"):
+            found = re.findall(r"gpu resource (\d+), CUDA_VISIBLE_DEVICES=(\S+)", job_log.read_text(errors="replace"))
+            assert found and all(n == "2" and len(set(d.split(","))) == 2 for n, d in found), (job_log, found)
+            seen[rule] += 1
+    # (the RFT pool too: the analysis compares it with the chain's)
+    assert seen == {"sample_codes": 4, "describe": 1, "score_ppl": 2, "evaluate_generate": 3, "finetune": 1}, seen
+
+    # the chain's steps: how long each waited after its inputs were written (only for another GPU job of the
+    # run, which holds the GPUs meanwhile: no SLURM queue between them), and how long the GPUs sat idle
+    jobs = snakemake_jobs(log)
+    waits = queued_after_ready(jobs, {"sample_codes", "run_tests", "describe"})
+    idle, span = idle_seconds(jobs, {*seen, "rewrite"})
+    print(f"paper-shaped in one allocation: {len(jobs)} jobs, starts {dict(starts)}")
+    print(f"chain steps waited {sum(waits.values()):.0f} s in all, at most {max(waits.values()):.0f} s: {waits}")
+    print(f"GPU jobs: {span:.0f} s from the first one's start to the last one's end, {idle:.0f} s of it none ran")
+    assert len(waits) == 9 and idle < span / 4, (waits, idle, span)

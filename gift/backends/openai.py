@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
-from ..prompts import cut_after_fence
+from ..prompts import cut_after_fence, truncate
 from ..tokens import Tokenization
 from .vllm import nll_from_prompt_logprobs, request_seed
 
@@ -31,6 +31,10 @@ class OpenAIBackend:
     vLLM's ``prompt_logprobs`` of prompt + completion ids (end-of-sequence included): the in-process
     backends' numbers.
 
+    A request carries at most ``max_stops`` stop strings (4: the OpenAI API's limit, and vLLM's default
+    ``VLLM_MAX_STOP_STRINGS``; a server answers 400 to more); the others cut each completion here, at the
+    first of all stops, which gives the same text after a few more tokens generated.
+
     Every prompt's request carries its own seed (:func:`gift.backends.vllm.request_seed`), the in-process
     vLLM backend's. Servers that ignore ``n`` are asked again until each prompt has n completions."""
 
@@ -49,6 +53,7 @@ class OpenAIBackend:
         token_ids: bool = False,
         tokenization: Tokenization | None = None,
         log_hint: str = "",
+        max_stops: int = 4,
     ):
         import os
 
@@ -66,6 +71,7 @@ class OpenAIBackend:
         self.top_k = int(top_k or 0)
         self.token_ids = bool(token_ids)
         self.tokenization = tokenization or Tokenization(bos="auto")
+        self.max_stops = max_stops
         self.log_hint = log_hint  # where the server's own log is (served mode), for error messages
 
     def _post(self, payload: dict) -> dict:
@@ -106,7 +112,10 @@ class OpenAIBackend:
                  fence_stop=False, desc="generate"):  # fmt: skip
         greedy = temperature == 0
         n = 1 if greedy else n
-        post = cut_after_fence if fence_stop else (lambda t: t)
+        stop = list(stop or [])
+        sent, rest = stop[: self.max_stops], stop[self.max_stops :]
+        fence = cut_after_fence if fence_stop else (lambda t: t)
+        post = (lambda t: fence(truncate(t, stop))) if rest else fence
 
         def one(ip):
             i, prompt = ip
@@ -120,8 +129,8 @@ class OpenAIBackend:
                     "max_tokens": max_new_tokens,
                     "seed": request_seed(seed, i) + attempt,
                 }
-                if stop:
-                    payload["stop"] = list(stop)
+                if sent:
+                    payload["stop"] = sent
                 if self.top_k and not greedy:
                     payload["top_k"] = self.top_k  # vLLM and SGLang servers take it beside OpenAI's keys
                 choices = sorted(self._post(payload)["choices"], key=lambda c: c.get("index", 0))

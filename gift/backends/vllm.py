@@ -52,10 +52,17 @@ def cpu_thread_env(environ=None) -> dict:
     return env
 
 
+# stop strings a ``vllm serve`` started by gift.serve takes per request: vLLM's server refuses more than
+# VLLM_MAX_STOP_STRINGS (default 4, the OpenAI API's limit), and the authors' layout has up to 6
+MAX_STOP_STRINGS = 16
+
+
 def engine_env(cpu: bool, environ=None) -> dict:
     """The environment an engine's processes (a ``vllm serve`` watchdog) start with: the CPU thread settings
-    (:func:`cpu_thread_env`) only for an engine on the CPU; a GPU engine keeps the OpenMP defaults."""
+    (:func:`cpu_thread_env`) only for an engine on the CPU; a GPU engine keeps the OpenMP defaults; room for
+    ``MAX_STOP_STRINGS`` stop strings per request."""
     environ = dict(os.environ if environ is None else environ)
+    environ.setdefault("VLLM_MAX_STOP_STRINGS", str(MAX_STOP_STRINGS))
     return {**environ, **cpu_thread_env(environ)} if cpu else environ
 
 

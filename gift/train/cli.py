@@ -53,6 +53,12 @@ def main(argv=None) -> None:
     die_with_parent()
     _logging.basicConfig(level=_logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log_env_once()  # whether this fine-tuning may reach the hub, and which cache it reads
+    if int(os.environ.get("GIFT_TRAIN_GPUS") or 0) and os.environ.get("LOCAL_RANK", "0") == "0":
+        _logging.getLogger("gift.devices").info(
+            "gpu resource %s, CUDA_VISIBLE_DEVICES=%s",
+            os.environ["GIFT_TRAIN_GPUS"],
+            os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
+        )
     if a.threads:
         import torch
 
