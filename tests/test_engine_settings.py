@@ -82,3 +82,13 @@ def test_cpu_thread_settings_only_for_cpu_engines():
     assert cpu["VLLM_CPU_OMP_THREADS_BIND"] == "nobind" and cpu["OMP_NUM_THREADS"] == str(torch.get_num_threads())
     mine = {"OMP_NUM_THREADS": "3", "VLLM_CPU_OMP_THREADS_BIND": "0-2", "VLLM_MAX_STOP_STRINGS": "8"}
     assert engine_env(True, mine) == mine == engine_env(False, mine)  # what the user set wins
+
+
+def test_a_gpu_server_needing_more_gpus_than_the_job_sees_is_named_in_one_line():
+    from gift.serve.manager import too_few_gpus
+
+    paper = {"data_parallel_size": 8, "tensor_parallel_size": 1}
+    why = too_few_gpus(paper, visible=4)
+    assert why and "\n" not in why and "data_parallel_size 8" in why and "sees 4" in why
+    assert too_few_gpus(paper, visible=8) is None and too_few_gpus(paper, visible=0) is None  # 0: unknown
+    assert too_few_gpus({"data_parallel_size": 4, "tensor_parallel_size": 2}, visible=4)

@@ -199,6 +199,21 @@ class Lease:
         self.file.unlink(missing_ok=True)
 
 
+def too_few_gpus(gen_cfg: dict, visible: int | None = None) -> str | None:
+    """One line when a GPU server would need more GPUs (``data_parallel_size`` x ``tensor_parallel_size``)
+    than this job sees (``gift.devices.visible_gpus``; 0 = unknown, no check): a paper config asks for 8."""
+    from ..devices import visible_gpus
+
+    visible = visible_gpus() if visible is None else visible
+    dp, tp = int(gen_cfg.get("data_parallel_size") or 1), int(gen_cfg.get("tensor_parallel_size") or 1)
+    if visible and dp * tp > visible:
+        return (
+            f"gift.serve: generation.data_parallel_size {dp} x tensor_parallel_size {tp} needs {dp * tp} GPUs, "
+            f"this job sees {visible}: set generation.data_parallel_size to the GPU count"
+        )
+    return None
+
+
 def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Lease:
     """A lease on the server of ``model`` with these settings: the running one, else one started now."""
     from ..backends.openai import ServerGone
@@ -206,6 +221,8 @@ def acquire(model: str, gen_cfg: dict, cpu: bool | None = None, log=print) -> Le
 
     serve = {**DEFAULTS, **(gen_cfg.get("serve") or {})}
     cpu = on_cpu() if cpu is None else cpu
+    if not cpu and (why := too_few_gpus(gen_cfg)):
+        raise RuntimeError(why)
     root = state_root()
     argv = server_argv(gen_cfg, model, 0, cpu)
     d = root / _key(argv)
