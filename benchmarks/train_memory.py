@@ -4,10 +4,15 @@ this CPU), on the embedded model (SmolLM2-135M, float32) and the finetune rule's
 
     python benchmarks/train_memory.py [--processes 1 2] [--steps 4] [--keep DIR]
 
-The workers' RSS (``/proc/<pid>/status``) is sampled every 50 ms; the phase is read from the log: loading
-until the first optimizer step is logged, training until the last one, saving after it. On a CPU every rank
-trains on its own copy of the model, so the training phase is the floor; what loading and saving add above
-it is what this measures (docs/paper-scale.md, "Host memory of the fine-tuning").
+The workers' resident memory (``/proc/<pid>/status``) is read every 50 ms: VmRSS, and VmHWM, the kernel's
+high-water mark, which also catches a peak that rose and fell between two reads (credited to the phase of
+the read that saw the mark rise); the phase is read from the log: loading until the first optimizer step is
+logged, training until the last one, saving after it. On a CPU every rank trains on its own copy of the
+model, so the training phase is the floor; what loading and saving add above it is what this measures
+(docs/paper-scale.md, "Host memory of the fine-tuning"). The ratio of 2 processes to 1 is the sum of the
+2 workers' peaks over the lone process's peak: the lone process is the finetune command itself, the 2
+workers are ``accelerate launch``'s children (the launcher, which holds no model, is counted on neither
+side), and the job's threads are shared among the processes (2 threads for 1 process, 1 each for 2).
 """
 
 from __future__ import annotations
@@ -53,14 +58,27 @@ def training_data(folder: Path, n: int) -> tuple[Path, Path]:
     return p, s
 
 
-def rss_mib(pid: int) -> float | None:
+def memory_mib(pid: int) -> tuple[float, float] | None:
+    """(VmRSS, VmHWM) of ``pid`` in MiB: its resident memory now, and the most it has held."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
         return None
-    return None
+
+
+def sample(root: int, phase: str, peaks: dict, marks: dict) -> None:
+    """One read of every worker's memory into ``peaks`` (rank -> phase -> MiB); ``marks``: pid -> the high-water
+    mark seen last (a rise since then is a peak of this phase)."""
+    for pid, rank in workers(root).items():
+        mem = memory_mib(pid)
+        if mem is None:
+            continue
+        rss, hwm = mem
+        top = hwm if hwm > marks.get(pid, 0.0) else rss
+        marks[pid] = hwm
+        d = peaks.setdefault(rank, {})
+        d[phase] = max(d.get(phase, 0.0), top)
 
 
 def workers(root: int) -> dict[int, int]:
@@ -107,12 +125,9 @@ def measure(processes: int, model: Path, data: Path, out: Path, steps: int) -> d
     t = threading.Thread(target=read, daemon=True)
     t.start()
     peaks: dict[int, dict[str, float]] = {}
+    marks: dict[int, float] = {}
     while p.poll() is None:
-        for pid, rank in workers(p.pid).items():
-            r = rss_mib(pid)
-            if r is not None:
-                d = peaks.setdefault(rank, {})
-                d[phase[0]] = max(d.get(phase[0], 0.0), r)
+        sample(p.pid, phase[0], peaks, marks)
         time.sleep(0.05)
     t.join()
     if p.returncode:
@@ -142,7 +157,7 @@ def main() -> None:
             total[n] = sum(max(d.values()) for d in peaks.values())
             print(f"{n:9d}  all {total[n]:9.0f} (sum of the ranks' peaks)")
         if 1 in total and 2 in total:
-            print(f"2 processes / 1: {total[2] / total[1]:.2f}x")
+            print(f"2 processes / 1: {total[2] / total[1]:.3f}x")
 
 
 if __name__ == "__main__":

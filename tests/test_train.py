@@ -112,3 +112,35 @@ def test_the_launcher_needs_nothing_on_path_and_reads_its_configs_from_the_workf
         launcher_command("torchrun --nproc-per-node 2", root) == f"{PYTHON} -m torch.distributed.run --nproc-per-node 2"
     )
     assert launcher_command("srun python", root) == "srun python"
+
+
+def test_ddp_rebuilds_its_buckets_without_a_second_copy_of_the_gradients(tmp_path):
+    """After the first optimizer step the zeroed gradients hold no storage until DDP's rebuild at the next
+    forward makes them views into its new buckets: the same gradients as the model without DDP."""
+    import copy
+
+    import torch
+    import torch.distributed as dist
+
+    from gift.train.loop import free_first_bucket, rebuilds_buckets
+
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        plain = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        ddp = torch.nn.parallel.DistributedDataParallel(copy.deepcopy(plain), gradient_as_bucket_view=True)
+        x = torch.randn(4, 8)
+        for model in (plain, ddp):
+            model(x).sum().backward()
+            for p in model.parameters():
+                p.grad.zero_()
+        free_first_bucket(ddp)
+        assert all(p.grad.stride() == (0,) * p.dim() for p in ddp.parameters())  # no storage of their own
+        assert rebuilds_buckets(ddp)
+        for model in (plain, ddp):
+            model(2 * x).sum().backward()
+        assert not rebuilds_buckets(ddp)
+        for a, b in zip(plain.parameters(), ddp.parameters(), strict=True):
+            assert b.grad.stride() == a.grad.stride() and torch.equal(a.grad, b.grad)
+    finally:
+        dist.destroy_process_group()

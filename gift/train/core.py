@@ -13,7 +13,7 @@ from ..prompts import make_layout
 from .data import training_data
 from .loop import Run, train
 from .schedule import accumulation_steps, steps_per_epoch, total_steps
-from .setup import check_gpu, load_model, make_accelerator, resolve_deepspeed_config
+from .setup import check_gpu, load_model, make_accelerator, prepare, resolve_deepspeed_config
 from .state import fingerprint, remove_state, resume, rmtree
 
 
@@ -95,7 +95,7 @@ def finetune(
     examples, items, dropped, order, loader = training_data(tok, problems, selected, layout, cfg, seed)
     total = total_steps(len(items), micro * world * accum, int(cfg["epochs"]), cfg)
     opt = optimizer(model, cfg)
-    model, opt, loader = accelerator.prepare(model, opt, loader)
+    model, opt, loader = prepare(accelerator, model, opt, loader)
     info = {
         "examples": len(items),
         "dropped_too_long": dropped,

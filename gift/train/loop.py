@@ -81,6 +81,30 @@ class Run:
         return stats
 
 
+def rebuilds_buckets(ddp) -> bool:
+    """Whether DDP rebuilds its buckets at the next forward (once, after the first backward that reduced;
+    never with ``find_unused_parameters`` but a static graph, nor on its Python reducer or delayed all-reduce)."""
+    unused = ddp.find_unused_parameters and not ddp.static_graph
+    other = getattr(ddp, "_use_python_reducer", False) or getattr(ddp, "_delay_all_reduce_all_params", False)
+    return not (getattr(ddp, "_has_rebuilt_buckets", True) or unused or other)
+
+
+def free_first_bucket(model) -> None:
+    """DDP reduces the first optimizer step's gradients in one bucket as large as the model, and at the next
+    forward rebuilds its buckets in the order the backward produced them: with the gradients as views into the
+    first bucket, it stays until every gradient has been copied into the new ones, a whole copy of the
+    gradients beside them. Once that step's gradients are zeroed, each one becomes a zero without storage
+    (an expanded scalar): the rebuild frees the first bucket before it fills the new ones with the same zeros,
+    and the gradients are views into the new buckets again."""
+    import torch
+
+    if not isinstance(model, torch.nn.parallel.DistributedDataParallel) or not rebuilds_buckets(model):
+        return
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad = torch.zeros((), dtype=p.grad.dtype, device=p.grad.device).expand_as(p)
+
+
 def micro_step(run: Run, ids, attn, lab, lr: float, running: list):
     """Forward and backward of one micro-batch at ``lr``; the optimizer steps when the accumulation is full.
     Returns the gradient norm when it did."""
@@ -98,6 +122,8 @@ def micro_step(run: Run, ids, attn, lab, lr: float, running: list):
             gnorm = acc.clip_grad_norm_(model.parameters(), float(run.cfg.get("max_grad_norm", 1.0)))
         opt.step()
         opt.zero_grad(set_to_none=False)  # DDP: the gradients stay views into its buckets (no second copy)
+        if acc.sync_gradients:
+            free_first_bucket(model)
     return gnorm
 
 

@@ -98,6 +98,21 @@ def make_accelerator(cfg: dict, device: str, accum: int, tb_dir: Path | None):
     return accelerator
 
 
+def prepare(accelerator, model, opt, loader):
+    """``accelerator.prepare(model, opt, loader)`` without the import of Hugging Face ``datasets`` (pyarrow,
+    pandas: ~85 MiB in every process) that Accelerate's ``prepare_data_loader`` does on more than one process
+    only to ask whether the loader's dataset is a ``datasets.IterableDataset``: ours is a list."""
+    import accelerate.data_loader as data_loader
+
+    available = getattr(data_loader, "is_datasets_available", None)
+    data_loader.is_datasets_available = lambda: False
+    try:
+        return accelerator.prepare(model, opt, loader)
+    finally:
+        if available is not None:
+            data_loader.is_datasets_available = available
+
+
 def load_model(model_path: str, cfg: dict, accelerator):
     """(model, tokenizer), the weights loaded straight onto this process's device (a GPU's: no full copy
     of the model in host memory beside it), ready to train (LoRA adapters added when configured)."""
