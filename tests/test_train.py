@@ -144,3 +144,13 @@ def test_ddp_rebuilds_its_buckets_without_a_second_copy_of_the_gradients(tmp_pat
             assert b.grad.stride() == a.grad.stride() and torch.equal(a.grad, b.grad)
     finally:
         dist.destroy_process_group()
+
+
+def test_more_processes_than_gpus_on_a_node_is_named_in_one_line():
+    """A launcher for 8 GPUs on a node with 4 (torch's device count as a GPU node reports it)."""
+    from gift.train.setup import too_few
+
+    why = too_few(4, 8, "a DeepSpeed launcher with resources gpu 8")
+    assert why and "\n" not in why and "8 processes" in why and "4 CUDA devices" in why and "num_processes" in why
+    assert too_few(8, 8, "x") is None and too_few(4, 2, "x") is None
+    assert too_few(0, 1, "model.device cuda").startswith("fine-tuning: expected CUDA GPUs (model.device cuda)")

@@ -40,6 +40,7 @@ class Run:
     skip: int = 0
     resumed: list = field(default_factory=list)
     t0: float = 0.0
+    taken: int = 0  # optimizer steps this fine-tuning takes in all
 
     @property
     def every(self) -> int:
@@ -143,7 +144,8 @@ def record_step(run: Run, epoch: int, lr: float, running: list, gnorm) -> None:
     run.history.append(row)
     if run.cfg.get("report_to", "none") == "tensorboard":
         acc.log({f"train/{k}": row[k] for k in ("loss", "lr", "grad_norm")}, step=run.step)
-    log.info("step %d/%d epoch %d loss %.4f lr %.3e", run.step + 1, run.total, epoch, row["loss"], lr)
+    if acc.is_main_process:  # the steps taken (the LR schedule's length may differ: train.total_steps)
+        log.info("step %d/%d epoch %d loss %.4f lr %.3e", run.step + 1, run.taken, epoch, row["loss"], lr)
     run.step += 1
 
 

@@ -36,13 +36,24 @@ def check_gpu(device: str, cfg: dict) -> None:
     import torch
 
     found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if why := too_few(found, int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1), why):
+        raise NoGPU(why)
+
+
+def too_few(found: int, processes: int, why: str) -> str | None:
+    """One line when this node's processes of the fine-tuning see no CUDA device, or fewer than there are
+    processes (each needs one: a config for 8 GPUs on a node with 4)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    seen = f"CUDA_VISIBLE_DEVICES={'(unset)' if visible is None else repr(visible)}, torch.cuda.device_count()={found}"
     if not found:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        raise NoGPU(
-            f"fine-tuning: expected CUDA GPUs ({why}) but found none: "
-            f"CUDA_VISIBLE_DEVICES={'(unset)' if visible is None else repr(visible)}, "
-            f"torch.cuda.device_count()={found}"
+        return f"fine-tuning: expected CUDA GPUs ({why}) but found none: {seen}"
+    if processes > found:
+        return (
+            f"fine-tuning: the launcher started {processes} processes on this node but it has {found} CUDA "
+            f"devices ({seen}): set the launcher's num_processes (its Accelerate config, or --num_processes) "
+            "to the GPU count"
         )
+    return None
 
 
 def resolve_deepspeed_config() -> None:
