@@ -4,6 +4,7 @@ without the user typing ``--resources gpu=N``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -26,3 +27,12 @@ def visible_gpus(env: dict | None = None) -> int:
             return 0
         return sum(line.startswith("GPU ") for line in out.splitlines())
     return 0
+
+
+def log_devices(gpus: int) -> None:
+    """One line for a job with a ``gpu`` resource: how many GPUs it asked for and which it sees
+    (``CUDA_VISIBLE_DEVICES``, as SLURM or the user set it), so that a cluster run's logs show each GPU job's
+    devices."""
+    if gpus:
+        seen = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+        logging.getLogger("gift.devices").info("gpu resource %d, CUDA_VISIBLE_DEVICES=%s", gpus, seen)

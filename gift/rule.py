@@ -22,10 +22,11 @@ def setup(smk, torch_threads: bool = True) -> dict:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
     )
+    from .devices import log_devices
     from .hub import log_env_once
 
     log_env_once()  # whether this job may reach the hub, and which cache it reads
-    log_devices(smk)
+    log_devices(int((getattr(smk, "resources", None) or {}).get("gpu", 0) or 0))
     _WHOLE.clear()
     _WHOLE.update(getattr(smk, "config", None) or {})
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
@@ -38,16 +39,6 @@ def setup(smk, torch_threads: bool = True) -> dict:
         except ImportError:  # rules without a model never need torch
             pass
     return dict(getattr(getattr(smk, "params", None), "cfg", None) or {})
-
-
-def log_devices(smk) -> None:
-    """One line for a job with a ``gpu`` resource: how many GPUs it asked for and which it sees
-    (``CUDA_VISIBLE_DEVICES``, as SLURM or the user set it), so that a cluster run's logs show each GPU job's
-    devices."""
-    gpus = int((getattr(smk, "resources", None) or {}).get("gpu", 0) or 0)
-    if gpus:
-        seen = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
-        logging.getLogger("gift.devices").info("gpu resource %d, CUDA_VISIBLE_DEVICES=%s", gpus, seen)
 
 
 def workers(smk) -> int:

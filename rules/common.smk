@@ -60,11 +60,11 @@ if workflow.exec_mode == ExecMode.DEFAULT and not workflow.output_settings.dryru
 
 # generation.engine: served: the model servers a job starts belong to this Snakemake process (the main one,
 # or a SLURM job's own), and stop when it ends, however it ends (gift.serve)
+SERVED = config["generation"].get("engine") == "served"
 if workflow.exec_mode in (ExecMode.DEFAULT, ExecMode.REMOTE):
     os.environ[serve.OWNER_ENV] = serve.me()
     # its state needs flock: a folder without it stops a served run with one line, before any job runs
-    _served = config["generation"].get("engine") == "served"
-    if _served and not workflow.output_settings.dryrun:
+    if SERVED and not workflow.output_settings.dryrun:
         if _no_flock := serve.flock_problem():
             sys.exit(_no_flock)
 
@@ -81,7 +81,7 @@ if (
 
 def stop_servers():
     """onsuccess / onerror: stop this run's model servers now, not when their watchdogs notice."""
-    if config["generation"].get("engine") == "served":
+    if SERVED:
         serve.stop_all(os.environ.get(serve.OWNER_ENV))
 
 
@@ -385,13 +385,10 @@ def base_model_first(wildcards):
 # is not stopped by a fine-tuning's claim in the middle of the chain (RFT's set is ready after the chain's
 # first step). Every method's selected set (its pool and PPL scores) and the base model's evaluation are the
 # fine-tuning's inputs then, as ancient() ones: they order the jobs and never make a fine-tuning rerun.
-SERVED = config["generation"].get("engine") == "served"
-
-
 def base_model_work(wildcards):
-    r = _r(wildcards)
     if not SERVED:
         return []
+    r = _r(wildcards)
     return [ancient(f"{r}/selected/{m}.jsonl") for m in METHODS] + [
         ancient(f"{r}/eval/base/samples.jsonl")
     ]

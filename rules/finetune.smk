@@ -10,7 +10,7 @@ os.environ.update(
     GIFT_TRAIN_HOW=json.dumps({k: config["train"].get(k) for k in TRAIN_HOW}),
     GIFT_TRAIN_GPUS=str(resources_for("finetune").get("gpu", 0)),
     # served mode: a fine-tuning owns the devices; no model server runs beside it (gift.serve claim)
-    GIFT_DEVICES_CLAIM="1" if config["generation"].get("engine") == "served" else "",
+    GIFT_DEVICES_CLAIM="1" if SERVED else "",
 )
 
 

@@ -57,12 +57,17 @@ def cpu_thread_env(environ=None) -> dict:
 MAX_STOP_STRINGS = 16
 
 
+def max_stop_strings(environ=None) -> int:
+    """The stop strings per request of the servers gift.serve starts (``VLLM_MAX_STOP_STRINGS`` when set)."""
+    return int((os.environ if environ is None else environ).get("VLLM_MAX_STOP_STRINGS") or MAX_STOP_STRINGS)
+
+
 def engine_env(cpu: bool, environ=None) -> dict:
     """The environment an engine's processes (a ``vllm serve`` watchdog) start with: the CPU thread settings
     (:func:`cpu_thread_env`) only for an engine on the CPU; a GPU engine keeps the OpenMP defaults; room for
     ``MAX_STOP_STRINGS`` stop strings per request."""
     environ = dict(os.environ if environ is None else environ)
-    environ.setdefault("VLLM_MAX_STOP_STRINGS", str(MAX_STOP_STRINGS))
+    environ.setdefault("VLLM_MAX_STOP_STRINGS", str(max_stop_strings(environ)))
     return {**environ, **cpu_thread_env(environ)} if cpu else environ
 
 

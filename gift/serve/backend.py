@@ -24,7 +24,7 @@ def make_backend(model_path: str, gen_cfg: dict, progress: bool = True):
 def served_backend(model_path: str, gen_cfg: dict, progress: bool = True, tokenization=None):
     """The ``openai`` backend on this job's lease of the model's server (token-id prompts)."""
     from ..backends.openai import OpenAIBackend
-    from ..backends.vllm import engine_env
+    from ..backends.vllm import max_stop_strings
     from ..model import resolve
 
     model = resolve(model_path)
@@ -41,7 +41,7 @@ def served_backend(model_path: str, gen_cfg: dict, progress: bool = True, tokeni
         token_ids=True,
         tokenization=tokenization,
         log_hint=str(lease.log),
-        max_stops=int(engine_env(False)["VLLM_MAX_STOP_STRINGS"]),  # what the server was started with
+        max_stops=max_stop_strings(),  # what the server was started with (engine_env)
     )
     b.lease = lease
     return b

@@ -30,6 +30,7 @@ def main(argv=None) -> None:
     import argparse
     import logging as _logging
 
+    from ..devices import log_devices
     from ..hub import log_env_once
     from ..io import read_jsonl
 
@@ -53,12 +54,8 @@ def main(argv=None) -> None:
     die_with_parent()
     _logging.basicConfig(level=_logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log_env_once()  # whether this fine-tuning may reach the hub, and which cache it reads
-    if int(os.environ.get("GIFT_TRAIN_GPUS") or 0) and os.environ.get("LOCAL_RANK", "0") == "0":
-        _logging.getLogger("gift.devices").info(
-            "gpu resource %s, CUDA_VISIBLE_DEVICES=%s",
-            os.environ["GIFT_TRAIN_GPUS"],
-            os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
-        )
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        log_devices(int(os.environ.get("GIFT_TRAIN_GPUS") or 0))
     if a.threads:
         import torch
 
