@@ -119,9 +119,8 @@ def finetune(
         accelerator.init_trackers(tb_dir.name)
     run.t0 = time.time() - (prog.get("seconds", 0.0) if prog else 0.0)
     show = progress and accelerator.is_main_process
-    taken = steps_per_epoch(len(items), micro * world * accum) * int(cfg["epochs"])  # total: the schedule's
-    run.taken = taken
-    bar = tqdm(total=taken, initial=run.step, desc="finetune", unit="step", disable=not show, mininterval=5)
+    run.taken = steps_per_epoch(len(items), micro * world * accum) * int(cfg["epochs"])  # total: the schedule's
+    bar = tqdm(total=run.taken, initial=run.step, desc="finetune", unit="step", disable=not show, mininterval=5)
     try:
         train(run, int(cfg["epochs"]), bar)
         bar.close()
