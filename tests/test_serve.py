@@ -52,6 +52,16 @@ def served(state_dir, base_model_dir):
     return make_backend(str(base_model_dir), dict(GEN), progress=False)
 
 
+def running(proc) -> bool:
+    """A psutil process that still runs (an exited one that nobody reaped yet does not)."""
+    import psutil
+
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def events(d: Path) -> list[str]:
     return (d / "events.log").read_text().splitlines() if (d / "events.log").exists() else []
 
@@ -143,6 +153,38 @@ def test_an_idle_server_makes_room_for_data_parallel_replicas(served, state_dir,
     assert dp.generate(PROMPTS, **kw) == vllm_backend.generate(PROMPTS, **kw)
     assert [e.split()[3] for e in events(state_dir)] == ["start", "ready", "stop", "start", "ready"]
     dp.lease.release()
+
+
+def test_a_killed_server_fails_its_job_in_one_line_and_the_next_job_starts_another(state_dir, base_model_dir):
+    """The data-parallel server of the test above, SIGKILLed while a job holds its lease: its engine replicas
+    go with it, the job's requests end in one error that names the server's log, the watchdog records the exit,
+    and the next job of the model starts a fresh server (as a rerun of the workflow does)."""
+    import psutil
+
+    from gift.backends.openai import ServerGone
+    from gift.serve import make_backend
+
+    dp = make_backend(str(base_model_dir), dict(GEN, data_parallel_size=2, kv_cache_gib=1), progress=False)
+    st = json.loads((dp.lease.dir / "state.json").read_text())
+    assert [e.split()[3] for e in events(state_dir)][-1] == "ready"  # the idle server leased again, not restarted
+    pid = int(st["server"].split(":")[0])
+    replicas = psutil.Process(pid).children(recursive=True)
+    assert len(replicas) >= 2, replicas  # one engine process per replica
+    os.kill(pid, 9)
+    with pytest.raises(ServerGone) as gone:
+        dp.generate(PROMPTS, n=1, temperature=0, max_new_tokens=8)
+    assert str(gone.value).startswith(f"model server {dp.base_url} is not answering")
+    assert str(gone.value).endswith(f"its log: {dp.lease.dir / 'server.log'}")
+    deadline = time.time() + 60
+    while time.time() < deadline and (serve.alive(st["watchdog"]) or any(map(running, replicas))):
+        time.sleep(0.2)
+    assert not serve.alive(st["watchdog"]) and not any(map(running, replicas)), replicas
+    assert any("the server exited with -9" in e for e in events(state_dir)), events(state_dir)
+    dp.lease.release()
+    again = make_backend(str(base_model_dir), dict(GEN), progress=False)
+    assert again.lease.dir != dp.lease.dir and again.generate(PROMPTS[:1], n=1, temperature=0, max_new_tokens=4)
+    assert [e.split()[3] for e in events(state_dir)][-2:] == ["start", "ready"]
+    again.lease.release()
 
 
 def test_the_servers_stop_when_their_owner_is_killed(served, state_dir, owner):

@@ -51,7 +51,8 @@ def watch(d: Path) -> int:
     state = {"status": "starting", "watchdog": me(), **spec}
     _write(d / "state.json", state)
     t0 = time.time()
-    _event(root, f"start {d.name} model={spec['argv'][spec['argv'].index('--model') + 1]} url={spec['url']}")
+    model, devices = spec["argv"][spec["argv"].index("--model") + 1], os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+    _event(root, f"start {d.name} model={model} url={spec['url']} CUDA_VISIBLE_DEVICES={devices}")
     proc = subprocess.Popen(spec["argv"], stdin=subprocess.DEVNULL, preexec_fn=_pdeathsig)
     state["server"] = f"{proc.pid}:{_start_time(proc.pid)}"
     _write(d / "state.json", state)
