@@ -22,6 +22,7 @@ def snakemake(workdir, *args, timeout=3600):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
     # the working folder is elsewhere, so the default config is named (from the checkout: only the example)
     cmd += ["--configfile", str(ROOT / "config.yaml"), str(EXAMPLE), "--cores", "2", *args]
+    cmd += ["--max-threads", "1"]  # two jobs side by side on the tests' 2 cores, not one on both
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 

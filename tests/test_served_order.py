@@ -1,9 +1,9 @@
-"""In the served mode every job of the base model comes before any fine-tuning, and it shares the server: it
-takes no `gpu` (the server holds them), a fine-tuning takes them all (rules/common.smk
+"""In the served mode every job of the base model comes before any fine-tuning (rules/common.smk
 ``base_model_work``): RFT's selected set is ready after the chain's first step, and a fine-tuning started
 then would stop the base model's server (its claim on the devices) while the chain still needs it, so the
-server would start twice. The order is the DAG's, planned by Snakemake's dry run here; the served run on
-the test cluster (test_slurm's paper-shaped run) shows one server start per model."""
+server would start twice. The server's clients take no `gpu` (the server holds the GPUs; SERVER_CLIENTS),
+a fine-tuning takes them all. The order and the resources are the DAG's, planned by Snakemake's dry run
+here; the served run on the test cluster (test_slurm's paper-shaped run) shows one server start per model."""
 
 from __future__ import annotations
 
