@@ -308,7 +308,9 @@ def resources_for(rule):
     merged.update(
         {k: v for k, v in config["resources"].get(rule, {}).items() if k != "threads"}
     )
-    res = {k: v for k, v in merged.items() if v is not None and not (k == "gpu" and v == 0)}
+    res = {
+        k: v for k, v in merged.items() if v is not None and not (k == "gpu" and v == 0)
+    }
     if SERVED and workflow.local_exec and rule in SERVER_CLIENTS:
         res.pop("gpu", None)
     return res
@@ -320,7 +322,13 @@ def resources_for(rule):
 # batches their requests) instead of queueing behind each other; a fine-tuning still takes every GPU, and its
 # claim waits until no server runs (gift.serve). A job submitted to SLURM on its own (profiles/slurm) starts
 # its own server in its allocation, so it asks for the GPUs.
-SERVER_CLIENTS = {"sample_codes", "describe", "rewrite", "score_ppl", "evaluate_generate"}
+SERVER_CLIENTS = {
+    "sample_codes",
+    "describe",
+    "rewrite",
+    "score_ppl",
+    "evaluate_generate",
+}
 
 
 wildcard_constraints:
