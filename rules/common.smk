@@ -308,28 +308,9 @@ def resources_for(rule):
     merged.update(
         {k: v for k, v in config["resources"].get(rule, {}).items() if k != "threads"}
     )
-    res = {
+    return {
         k: v for k, v in merged.items() if v is not None and not (k == "gpu" and v == 0)
     }
-    client = rule in SERVER_CLIENTS  # kept out of the `if` line, which the linter would take for a rule
-    if SERVED and workflow.local_exec and client:
-        res.pop("gpu", None)
-    return res
-
-
-# generation.engine: served, in a Snakemake that runs its jobs itself (a workstation, one allocation): a job
-# that generates or scores is a client of its model's server, and the server holds the GPUs. Such a job takes
-# no `gpu`, so that the chain's steps, the other pools' sampling and the evaluation share the server (vLLM
-# batches their requests) instead of queueing behind each other; a fine-tuning still takes every GPU, and its
-# claim waits until no server runs (gift.serve). A job submitted to SLURM on its own (profiles/slurm) starts
-# its own server in its allocation, so it asks for the GPUs.
-SERVER_CLIENTS = {
-    "sample_codes",
-    "describe",
-    "rewrite",
-    "score_ppl",
-    "evaluate_generate",
-}
 
 
 wildcard_constraints:

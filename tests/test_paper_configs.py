@@ -42,7 +42,7 @@ def test_paper_hyperparameters(path):
     assert cfg["generation"]["backend"] == "vllm" and cfg["prompt"]["layout"] == "authors"
     assert cfg["generation"]["engine"] == "served" and cfg["generation"]["data_parallel_size"] == 8
     gpus = {rule: cfg["resources"][rule].get("gpu") for rule in ("sample_codes", "describe", "rewrite", "score_ppl")}
-    assert set(gpus.values()) == {8}, gpus  # what each asks SLURM for on its own (in one allocation: none)
+    assert set(gpus.values()) == {8}, gpus  # a server's GPUs are held by its jobs
     assert cfg["model"]["base"] in {"deepseek-ai/deepseek-coder-6.7b-base", "codellama/CodeLlama-7b-Python-hf"}
     assert "deepspeed_zero2" in cfg["train"]["launcher"]
 
