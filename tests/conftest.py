@@ -11,6 +11,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The CUDA target's resolution (tests/test_container.py) is network-bound and takes minutes: it runs in
+    the background from the image's build on, and its check comes last, so that the suite computes meanwhile."""
+    last = [i for i in items if i.name == "test_the_cuda_target_resolves"]
+    items[:] = [i for i in items if i not in last] + last
+
+
 @pytest.fixture(scope="session")
 def base_model_dir(tmp_path_factory):
     """The embedded default model converted once per test session (real GGUF -> safetensors)."""

@@ -73,7 +73,7 @@ def _cuda_install_command() -> tuple[list[str], dict]:
     return cmd, defaults
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # the session's: the CUDA resolution it starts runs on until the last test
 def image(tmp_path_factory):
     if ENGINE is None:  # every test that builds or runs the image skips; the Dockerfile's own checks run
         pytest.skip("neither podman nor docker (with a running daemon) is installed")
@@ -82,7 +82,8 @@ def image(tmp_path_factory):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == TAG
     print(f"image built in {time.monotonic() - t0:.0f} s: {proc.stdout.strip().splitlines()[-2]}")
-    # the CUDA target's resolution (network-bound, ~2 min) runs while the tiny workflow computes
+    # the CUDA target's resolution (network-bound, ~3 min) runs in the background while the rest of the suite
+    # computes: its check comes last in the session (tests/conftest.py)
     out = tmp_path_factory.mktemp("cuda")
     cmd, _ = _cuda_install_command()
     pip = [*cmd[:2], "--dry-run", "--ignore-installed", "--quiet", "--report", "results/cuda-report.json", *cmd[2:]]
