@@ -29,10 +29,13 @@ def visible_gpus(env: dict | None = None) -> int:
     return 0
 
 
+def seen_devices() -> str:
+    """The GPUs this process sees, as logs name them: ``CUDA_VISIBLE_DEVICES`` (as SLURM or the user set it)."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+
+
 def log_devices(gpus: int) -> None:
-    """One line for a job with a ``gpu`` resource: how many GPUs it asked for and which it sees
-    (``CUDA_VISIBLE_DEVICES``, as SLURM or the user set it), so that a cluster run's logs show each GPU job's
-    devices."""
+    """One line for a job with a ``gpu`` resource: how many GPUs it asked for and which it sees, so that a
+    cluster run's logs show each GPU job's devices."""
     if gpus:
-        seen = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
-        logging.getLogger("gift.devices").info("gpu resource %d, CUDA_VISIBLE_DEVICES=%s", gpus, seen)
+        logging.getLogger("gift.devices").info("gpu resource %d, CUDA_VISIBLE_DEVICES=%s", gpus, seen_devices())

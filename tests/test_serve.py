@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ def served(state_dir, base_model_dir):
     return make_backend(str(base_model_dir), dict(GEN), progress=False)
 
 
-def running(proc) -> bool:
+def still_running(proc) -> bool:
     """A psutil process that still runs (an exited one that nobody reaped yet does not)."""
     import psutil
 
@@ -170,15 +171,15 @@ def test_a_killed_server_fails_its_job_in_one_line_and_the_next_job_starts_anoth
     pid = int(st["server"].split(":")[0])
     replicas = psutil.Process(pid).children(recursive=True)
     assert len(replicas) >= 2, replicas  # one engine process per replica
-    os.kill(pid, 9)
+    os.kill(pid, signal.SIGKILL)
     with pytest.raises(ServerGone) as gone:
         dp.generate(PROMPTS, n=1, temperature=0, max_new_tokens=8)
     assert str(gone.value).startswith(f"model server {dp.base_url} is not answering")
     assert str(gone.value).endswith(f"its log: {dp.lease.dir / 'server.log'}")
     deadline = time.time() + 60
-    while time.time() < deadline and (serve.alive(st["watchdog"]) or any(map(running, replicas))):
+    while time.time() < deadline and (serve.alive(st["watchdog"]) or any(map(still_running, replicas))):
         time.sleep(0.2)
-    assert not serve.alive(st["watchdog"]) and not any(map(running, replicas)), replicas
+    assert not serve.alive(st["watchdog"]) and not any(map(still_running, replicas)), replicas
     assert any("the server exited with -9" in e for e in events(state_dir)), events(state_dir)
     dp.lease.release()
     again = make_backend(str(base_model_dir), dict(GEN), progress=False)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..devices import seen_devices
 from . import manager
 from .manager import _event, _leases, _local_servers, _read, _start_time, _write, alive, me, stop_all
 
@@ -51,8 +52,8 @@ def watch(d: Path) -> int:
     state = {"status": "starting", "watchdog": me(), **spec}
     _write(d / "state.json", state)
     t0 = time.time()
-    model, devices = spec["argv"][spec["argv"].index("--model") + 1], os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
-    _event(root, f"start {d.name} model={model} url={spec['url']} CUDA_VISIBLE_DEVICES={devices}")
+    model = spec["argv"][spec["argv"].index("--model") + 1]
+    _event(root, f"start {d.name} model={model} url={spec['url']} CUDA_VISIBLE_DEVICES={seen_devices()}")
     proc = subprocess.Popen(spec["argv"], stdin=subprocess.DEVNULL, preexec_fn=_pdeathsig)
     state["server"] = f"{proc.pid}:{_start_time(proc.pid)}"
     _write(d / "state.json", state)
